@@ -1,0 +1,66 @@
+# One task runner for people and CI. `make lab` and `make test` set up .venv on first use (Python 3.10+),
+# then reuse it: the setup reruns only when requirements.txt or pyproject.toml change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+READY := $(VENV)/.ready
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+LAB_ARGS ?=
+# JupyterLab refuses to run as root unless told (containers and CI machines often are root).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k linear"
+PYTEST_ARGS ?=
+NOTEBOOKS ?=
+
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup lab test release stamp images bench lint format clean-env
+
+help:
+	@echo "make lab       set up .venv if needed, then open JupyterLab on notebooks/"
+	@echo "make test      set up .venv if needed, then run the whole test suite"
+	@echo "make release   regenerate notebooks/ from solutions/ (nbgrader generate_assignment)"
+	@echo "make stamp     write the Colab badge and setup cell into every solutions notebook"
+	@echo "make images    redraw images/ from the solutions notebooks and embed the previews"
+	@echo "make bench     print each notebook's execution time (median of 3 runs)"
+	@echo "make lint      ruff on code and notebooks"
+
+$(READY): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 10) else \
+		"Python 3.10 or newer is needed, found %d.%d: run make PYTHON=python3.11 ..." % v)'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing torch==2.13.0 first, then requirements.txt and course_lib (editable) into $(VENV)"
+	$(PIP) torch==2.13.0
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -e .
+	@touch $@
+
+setup: $(READY)
+
+lab: $(READY)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/autograder" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/notebooks $(ROOT_FLAG) $(LAB_ARGS)
+
+test: $(READY)
+	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+release: $(READY)
+	$(BIN)/python -m autograder release $(NOTEBOOKS)
+
+stamp: $(READY)
+	$(BIN)/python -m autograder stamp $(NOTEBOOKS)
+
+images: $(READY)
+	$(BIN)/python -m autograder images $(NOTEBOOKS)
+
+bench: $(READY)
+	$(BIN)/python -m autograder bench $(NOTEBOOKS)
+
+lint: $(READY)
+	$(BIN)/ruff check .
+
+clean-env:
+	rm -rf $(VENV)

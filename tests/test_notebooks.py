@@ -1,0 +1,166 @@
+"""Are the notebooks runnable, clean, generated from solutions/, and built on the template?"""
+
+import base64
+import copy
+import filecmp
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autograder import notebooks as nbtools
+from autograder.execute import execute
+from tests.helpers import NOTEBOOKS, ROOT, make_course, nbgrader
+
+
+def test_there_are_notebooks():
+    """Does the course have its notebooks, each in solutions/ and notebooks/?"""
+    assert "01_linear" in NOTEBOOKS
+    assert nbtools.assignments(nbtools.RELEASE) == NOTEBOOKS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_solutions_run_top_to_bottom(name):
+    """Does each solutions notebook run without error, with every test cell passing and its figures drawn?"""
+    nb, _ = execute(nbtools.notebook_path(name), timeout=300)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            outputs = cell.get("outputs", [])
+            assert not [o for o in outputs if o.get("name") == "stderr"], (
+                f"{name}: a test cell wrote to stderr"
+            )
+            text = "".join(o.get("text", "") for o in outputs)
+            assert "✓" in text, f"{name}: test cell {cell.metadata['nbgrader']['grade_id']} printed no tick"
+    for figure, index in nbtools.figure_cells(nb).items():
+        assert nbtools.png_output(nb.cells[index]) is not None, f"{figure} drew nothing"
+
+
+@pytest.mark.parametrize("folder", [nbtools.SOLUTIONS, nbtools.RELEASE], ids=["solutions", "notebooks"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_outputs_stored(folder, name):
+    """Is each notebook stored without outputs, execution counts or stray metadata?"""
+    nb = nbtools.read(nbtools.notebook_path(name, folder))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+        assert set(cell.metadata) <= {"nbgrader", "deletable", "editable"}
+    assert set(nb.metadata) <= set(nbtools.KEEP_NOTEBOOK_METADATA)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_cleaning_keeps_nbgrader_metadata(name):
+    """Does the cleaning step leave every cell's nbgrader metadata as it was?"""
+    nb = nbtools.read(nbtools.notebook_path(name))
+    before = [copy.deepcopy(cell.metadata.get("nbgrader")) for cell in nb.cells]
+    for cell in nb.cells:  # what a run in JupyterLab adds
+        cell.metadata["collapsed"] = False
+        cell.metadata.setdefault("tags", []).append("x")
+        if cell.cell_type == "code":
+            cell.execution_count = 3
+            cell.outputs = [{"output_type": "stream", "name": "stdout", "text": "hi"}]
+    nbtools.clean(nb)
+    assert [cell.metadata.get("nbgrader") for cell in nb.cells] == before
+    assert sum(1 for m in before if m) >= 5
+    assert all(cell.get("outputs", []) == [] for cell in nb.cells)
+
+
+@pytest.mark.parametrize("folder", [nbtools.SOLUTIONS, nbtools.RELEASE], ids=["solutions", "notebooks"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_badge_and_setup_cell_match_the_template(folder, name):
+    """Does each notebook open with the Colab badge for its own path and the template's setup cell?"""
+    nb = nbtools.read(nbtools.notebook_path(name, folder))
+    badge, setup = nb.cells[0], nb.cells[1]
+    settings = nbtools.settings()
+    assert badge.cell_type == "markdown" and badge.source == nbtools.badge_source(name)
+    assert (
+        f"github/{settings['repository']}/blob/{settings['branch']}/notebooks/{name}/{name}.ipynb"
+        in badge.source
+    )
+    assert setup.cell_type == "code" and setup.source == nbtools.setup_source()
+    assert f"git+https://github.com/{settings['repository']}@{settings['branch']}" in setup.source
+    assert "--no-deps" in setup.source  # Colab's own torch stays
+    assert setup.metadata["nbgrader"]["locked"] and badge.metadata["nbgrader"]["locked"]
+
+
+def test_setup_cell_does_nothing_outside_colab_and_installs_inside(tmp_path):
+    """Outside Colab, does the setup cell only import? Inside (simulated), does it run pip as promised?"""
+    source = nbtools.setup_source()
+    plain = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stderr == "" and plain.stdout.startswith("course_lib ")
+    fake_colab = (
+        "import sys, types, subprocess\n"
+        "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+        "calls = []\n"
+        "subprocess.run = lambda args, check: calls.append(args)\n" + source + "\nprint('PIP', calls[0])\n"
+    )
+    colab = subprocess.run([sys.executable, "-c", fake_colab], capture_output=True, text=True, timeout=120)
+    assert colab.returncode == 0, colab.stderr
+    assert "'pip', 'install'" in colab.stdout and "torchsummary==1.5.1" in colab.stdout
+    assert "'torch'" not in colab.stdout and "torch==" not in colab.stdout
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_figure_previews_match_images(name):
+    """Is every figure a notebook draws saved in images/ and shown as an embedded preview (so it renders
+    on GitHub and in Colab without running), byte for byte the file in images/?"""
+    nb = nbtools.read(nbtools.notebook_path(name))
+    figures = nbtools.figure_cells(nb)
+    assert figures, f"{name} draws no figure marked `# figure: NAME`"
+    embedded = {}
+    for cell in nb.cells:
+        for filename, data in cell.get("attachments", {}).items():
+            embedded[filename.removesuffix(".png")] = base64.b64decode(data["image/png"])
+    for figure in figures:
+        png = nbtools.IMAGES / f"{figure}.png"
+        assert png.is_file(), f"images/{figure}.png missing: run make images"
+        assert embedded.get(figure) == png.read_bytes(), (
+            f"{figure}: preview differs from images/: run make images"
+        )
+        assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_release_reproduces_committed_notebooks(tmp_path):
+    """Does nbgrader generate_assignment, run on solutions/, give back notebooks/ byte for byte?"""
+    course = make_course(tmp_path)
+    for name in NOTEBOOKS:
+        (course / "notebooks" / name / f"{name}.ipynb").unlink()
+        nbgrader(course, "generate_assignment", name, "--force")
+        generated = course / "notebooks" / name / f"{name}.ipynb"
+        committed = ROOT / "notebooks" / name / f"{name}.ipynb"
+        assert filecmp.cmp(generated, committed, shallow=False), (
+            f"notebooks/{name} differs from what solutions/{name} generates: run `make release`"
+        )
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_student_version_has_no_solutions_or_hidden_tests(name):
+    """Does the student notebook hold no solution code and no hidden tests, and a stub in each exercise?"""
+    text = nbtools.notebook_path(name, nbtools.RELEASE).read_text()
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text and "hidden=True" not in text
+    nb = json.loads(text)
+    stubs = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    assert stubs and all("raise NotImplementedError()" in "".join(c["source"]) for c in stubs)
+
+
+def test_ruff_passes_on_code_and_notebooks():
+    """Does ruff pass on the whole repository, notebooks included?"""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--show-files", str(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    assert "01_linear.ipynb" in listed, "ruff does not read the notebooks"

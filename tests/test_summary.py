@@ -1,0 +1,48 @@
+"""Does course_lib's torchsummary wrapper run on a CPU-only machine and on every device?"""
+
+import pytest
+from torch import nn
+
+from course_lib.devices import available_devices
+from course_lib.summary import summary
+
+
+def _net():
+    shared = nn.Linear(8, 8)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
+
+
+@pytest.mark.parametrize("device", available_devices(), ids=str)
+def test_runs_where_the_model_is(device, capsys):
+    """Does it summarise a model on each available device and return torchsummary's totals?"""
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)).to(device)
+    totals = summary(model, (4,))
+    assert totals.total_params == sum(p.numel() for p in model.parameters()) == 49
+    assert totals.trainable_params == 49
+    assert "Total params: 49" in capsys.readouterr().out
+
+
+def test_counts_shared_layers_once_per_use(capsys):
+    """Does it report torchsummary's 193 for a shared layer used twice (the real count is 121)?"""
+    model = _net()
+    assert summary(model, (4,)).total_params == 193
+    assert sum(p.numel() for p in model.parameters()) == 121
+
+
+def test_frozen_parameters_are_not_trainable(capsys):
+    """Are frozen parameters left out of the trainable total?"""
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+    model[0].requires_grad_(False)
+    assert summary(model, (4,)) == (49, 9)
+
+
+def test_device_mismatch_is_explained():
+    """Asking for another device than the model's gives an error naming both and the fix."""
+    with pytest.raises(ValueError, match=r"on cpu but device=cuda.*model.to\('cuda'\)"):
+        summary(nn.Linear(2, 2), (2,), device="cuda")
+
+
+def test_bad_input_size_is_explained():
+    """A bare int for input_size is refused with the tuple form to use."""
+    with pytest.raises(TypeError, match=r"\(4,\)"):
+        summary(nn.Linear(4, 2), 4)
