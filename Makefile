@@ -32,7 +32,8 @@ $(READY): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 10) else \
 		"Python 3.10 or newer is needed, found %d.%d: run make PYTHON=python3.11 ..." % v)'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing torch==2.13.0 first, then requirements.txt and course_lib (editable) into $(VENV)"
+	@echo "Installing pip 26.3, torch==2.13.0, then requirements.txt and course_lib (editable) into $(VENV)"
+	$(PIP) pip==26.3
 	$(PIP) torch==2.13.0
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps -e .

@@ -8,6 +8,7 @@ checks directly (fast) and through real ``nbgrader autograde`` (slow).
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 
 
@@ -30,10 +31,19 @@ class Alternative:
     source: str
 
 
-# notebook name -> catalogue module
-NOTEBOOKS = {"01_linear": "linear"}
+def _discover() -> dict[str, str]:
+    """``{notebook name: catalogue module name}`` for every module in this package (its NOTEBOOK)."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found[module.NOTEBOOK] = info.name
+    return dict(sorted(found.items()))
+
+
+# notebook name -> catalogue module name, which is also the name of its checks module in course_lib.checks
+NOTEBOOKS = _discover()
 
 
 def load(notebook: str):
     """The catalogue module for a notebook (has NOTEBOOK, MISTAKES and ALTERNATIVES)."""
-    return importlib.import_module(f"tests.catalogue.{NOTEBOOKS[notebook]}")
+    return importlib.import_module(f"{__name__}.{NOTEBOOKS[notebook]}")
