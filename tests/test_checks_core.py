@@ -209,3 +209,35 @@ def test_setup_imports_every_check_module():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "course_lib.checks.linear" in result.stdout
     assert course_lib.__version__
+
+
+def test_expect_float_and_instance():
+    """Are floats, NumPy floats and instances accepted, and anything else refused with a fix?"""
+    import numpy as np
+    from torch import nn
+
+    with Exercise("demo") as ex:
+        assert ex.expect_float(0.5, "x") == 0.5
+        assert ex.expect_float(np.float32(0.5), "x") == 0.5
+        layer = nn.Linear(2, 2)
+        assert ex.expect_instance(layer, nn.Module, "the model") is layer
+    with pytest.raises(CheckFailure, match=r"(?s)should be a Python float, got tensor.*\.item\(\)"):
+        with Exercise("demo") as ex:
+            ex.expect_float(torch.tensor(0.5), "the loss")
+    with pytest.raises(CheckFailure, match="should be a Module or Sequential, got int"):
+        with Exercise("demo") as ex:
+            ex.expect_instance(3, (nn.Module, nn.Sequential), "the model")
+
+
+def test_seeded_restores_the_notebooks_generator():
+    """Does `seeded` give repeatable draws inside and leave the outside generator untouched?"""
+    from course_lib.checks import seeded
+
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    with seeded(1):
+        first = torch.rand(2)
+    with seeded(1):
+        assert torch.equal(torch.rand(2), first)
+    assert torch.equal(torch.rand(3), expected_next)

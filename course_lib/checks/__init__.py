@@ -6,9 +6,9 @@ when the setup cell imports course_lib, so that they are recorded before any stu
 """
 
 from course_lib.checks import linear
-from course_lib.checks._core import CheckFailure, Exercise, tolerances
+from course_lib.checks._core import CheckFailure, Exercise, seeded, tolerances
 from course_lib.checks._integrity import protect_module, tampered
 
-__all__ = ["CheckFailure", "Exercise", "linear", "tampered", "tolerances"]
+__all__ = ["CheckFailure", "Exercise", "linear", "seeded", "tampered", "tolerances"]
 
 protect_module(__name__)

@@ -16,8 +16,9 @@ Student code is only ever called through :meth:`Exercise.call`; its results are 
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 from course_lib.checks._integrity import ORIGINALS, protect_module, tampered
 from course_lib.devices import available_devices
 
-__all__ = ["CheckFailure", "Exercise", "describe", "tolerances"]
+__all__ = ["CheckFailure", "Exercise", "describe", "seeded", "tolerances"]
 
 _assert_close = ORIGINALS["assert_close"]
 _type = ORIGINALS["type"]
@@ -183,6 +184,24 @@ class Exercise:
         hint = "call .item() on the tensor" if _type(value) is torch.Tensor else "return a Python int"
         self.fail(f"{what} should be a Python int, got {describe(value)}", case=case, fix=hint)
 
+    def expect_float(self, value: Any, what: str, *, case: str = "") -> float:
+        """``value`` must be a Python float (NumPy floats are accepted and converted)."""
+        if _type(value) is float:
+            return value
+        if isinstance(value, np.floating):
+            return float(value)
+        hint = "call .item() on the tensor" if _type(value) is torch.Tensor else "return a Python float"
+        self.fail(f"{what} should be a Python float, got {describe(value)}", case=case, fix=hint)
+
+    def expect_instance(
+        self, value: Any, cls: type | tuple[type, ...], what: str, *, case: str = "", fix: str | None = None
+    ) -> Any:
+        """``value`` must be an instance of ``cls`` (for modules and other objects the student builds)."""
+        if not isinstance(value, cls):
+            names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+            self.fail(f"{what} should be a {names}, got {describe(value)}", case=case, fix=fix)
+        return value
+
     def assert_close(
         self,
         actual: torch.Tensor,
@@ -240,6 +259,15 @@ class Exercise:
         except AssertionError:
             return False
         return True
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's generators (CPU and every GPU) seeded, then restore the notebook's own
+    generator state, so a check that draws random numbers leaves the student's RNG where it was."""
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        torch.manual_seed(seed)
+        yield
 
 
 protect_module(__name__)
