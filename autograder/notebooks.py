@@ -41,6 +41,7 @@ _SETUP = """\
 import sys
 
 if "google.colab" in sys.modules:
+    import importlib
     import subprocess
 
     subprocess.run(
@@ -48,6 +49,7 @@ if "google.colab" in sys.modules:
          "course-lib @ git+https://github.com/{repository}@{branch}"],
         check=True,
     )
+    importlib.invalidate_caches()  # let this running Python see the packages just installed
 
 from course_lib.notebook import setup_notebook
 
