@@ -177,21 +177,19 @@ class Exercise:
 
     def expect_int(self, value: Any, what: str, *, case: str = "") -> int:
         """``value`` must be a Python int (NumPy integers are accepted and converted)."""
-        if _type(value) is int:
-            return value
-        if isinstance(value, np.integer):
-            return int(value)
-        hint = "call .item() on the tensor" if _type(value) is torch.Tensor else "return a Python int"
-        self.fail(f"{what} should be a Python int, got {describe(value)}", case=case, fix=hint)
+        return self._expect_number(value, int, np.integer, what, case)
 
     def expect_float(self, value: Any, what: str, *, case: str = "") -> float:
         """``value`` must be a Python float (NumPy floats are accepted and converted)."""
-        if _type(value) is float:
+        return self._expect_number(value, float, np.floating, what, case)
+
+    def _expect_number(self, value: Any, kind: type, numpy_kind: type, what: str, case: str) -> Any:
+        if _type(value) is kind:
             return value
-        if isinstance(value, np.floating):
-            return float(value)
-        hint = "call .item() on the tensor" if _type(value) is torch.Tensor else "return a Python float"
-        self.fail(f"{what} should be a Python float, got {describe(value)}", case=case, fix=hint)
+        if isinstance(value, numpy_kind):
+            return kind(value)
+        hint = "call .item() on the tensor" if _type(value) is torch.Tensor else f"return a Python {kind.__name__}"
+        self.fail(f"{what} should be a Python {kind.__name__}, got {describe(value)}", case=case, fix=hint)
 
     def expect_instance(
         self, value: Any, cls: type | tuple[type, ...], what: str, *, case: str = "", fix: str | None = None
