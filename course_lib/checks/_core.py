@@ -188,8 +188,9 @@ class Exercise:
             return value
         if isinstance(value, numpy_kind):
             return kind(value)
-        hint = "call .item() on the tensor" if _type(value) is torch.Tensor else f"return a Python {kind.__name__}"
-        self.fail(f"{what} should be a Python {kind.__name__}, got {describe(value)}", case=case, fix=hint)
+        name = kind.__name__
+        hint = "call .item() on the tensor" if _type(value) is torch.Tensor else f"return a Python {name}"
+        self.fail(f"{what} should be a Python {name}, got {describe(value)}", case=case, fix=hint)
 
     def expect_instance(
         self, value: Any, cls: type | tuple[type, ...], what: str, *, case: str = "", fix: str | None = None
