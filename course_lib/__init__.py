@@ -1,7 +1,8 @@
 """course_lib: the helpers the course's notebooks and their tests share.
 
 Modules: ``devices`` (which devices exist), ``seeding`` (repeatable runs), ``summary`` (torchsummary on
-any device), ``plots`` (figures), ``notebook`` (the setup cell), and ``checks`` (what test cells call).
+any device), ``plots`` (figures), ``notebook`` (the setup cell), ``data`` (offline datasets),
+``training`` (``fit`` with a progress bar and a history), and ``checks`` (what test cells call).
 Importing course_lib records PyTorch's comparison functions and the checks, before any student code runs.
 """
 

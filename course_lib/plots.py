@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 
-__all__ = ["new_figure", "plot_line_fit"]
+__all__ = ["new_figure", "plot_history", "plot_line_fit"]
 
 
 def new_figure(ncols: int = 1, width: float = 4.5, height: float = 3.2):
@@ -30,3 +30,21 @@ def plot_line_fit(
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.legend(frameon=False)
+
+
+def plot_history(history, axes=None):
+    """Loss curves (training and validation) and validation accuracy per epoch, side by side, from a
+    :class:`course_lib.training.History`. Returns ``(fig, axes)``. Introduced in 09_training_loops."""
+    if axes is None:
+        fig, axes = new_figure(ncols=2)
+    else:
+        fig = axes[0].figure
+    epochs = range(1, history.epochs + 1)
+    ax_loss, ax_acc = axes
+    ax_loss.plot(epochs, history.train_loss, marker=".", label="training")
+    ax_loss.plot(epochs, history.val_loss, marker=".", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="loss per sample", title="loss")
+    ax_loss.legend(frameon=False)
+    ax_acc.plot(epochs, history.val_accuracy, marker=".", color="C2")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy", ylim=(0, 1.02))
+    return fig, axes
