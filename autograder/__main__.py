@@ -42,7 +42,7 @@ def cmd_stamp(args: argparse.Namespace) -> None:
         path = nbtools.notebook_path(name)
         nb = nbtools.read(path)
         nbtools.stamp(nb, name)
-        nbtools.attach_previews(nb)
+        nbtools.attach_previews(nb, missing_ok=True)
         nbtools.clean(nb)
         nbtools.write(nb, path)
         print(f"stamped {path.relative_to(nbtools.ROOT)}")

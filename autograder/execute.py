@@ -28,4 +28,3 @@ def execute(path: Path, *, timeout: int = 600, grading: bool = False) -> tuple[n
     start = time.perf_counter()
     client.execute(env=env)  # passed on to the kernel manager: the kernel gets this environment
     return nb, time.perf_counter() - start
-

@@ -162,8 +162,9 @@ def png_output(cell: nbformat.NotebookNode) -> bytes | None:
     return None
 
 
-def attach_previews(nb: nbformat.NotebookNode, images: Path = IMAGES) -> list[str]:
-    """Embed images/NAME.png in each markdown cell showing ``attachment:NAME.png``; returns the names."""
+def attach_previews(nb: nbformat.NotebookNode, images: Path = IMAGES, missing_ok: bool = False) -> list[str]:
+    """Embed images/NAME.png in each markdown cell showing ``attachment:NAME.png``; returns the names.
+    With ``missing_ok``, a figure not drawn yet (a new notebook before `make images`) is left out."""
     attached = []
     for cell in nb.cells:
         if cell.cell_type != "markdown":
@@ -176,6 +177,8 @@ def attach_previews(nb: nbformat.NotebookNode, images: Path = IMAGES) -> list[st
         for name in names:
             png = images / f"{name}.png"
             if not png.is_file():
+                if missing_ok:
+                    continue
                 raise FileNotFoundError(f"{png} is missing: run `make images` to draw it")
             cell["attachments"][f"{name}.png"] = {"image/png": base64.b64encode(png.read_bytes()).decode()}
             attached.append(name)
