@@ -45,8 +45,10 @@ lab: $(READY)
 	JUPYTER_CONFIG_PATH="$(CURDIR)/autograder" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
 		--LabApp.default_url=/lab/tree/notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
+# The suite runs $(JOBS) workers side by side, each starting kernels: one math thread each keeps them from
+# fighting over the cores (small tensors gain nothing from more).
 test: $(READY)
-	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 release: $(READY)
 	$(BIN)/python -m autograder release $(NOTEBOOKS)
