@@ -202,12 +202,17 @@ def test_check_functions_cannot_be_reassigned():
 
 
 def test_setup_imports_every_check_module():
-    """Are all check modules loaded (and so protected) by `import course_lib` alone?"""
+    """Are all notebooks' check modules loaded (and so protected) by `import course_lib` alone?"""
+    from tests import catalogue
+
     script = (
         "import sys, course_lib; print(sorted(m for m in sys.modules if m.startswith('course_lib.checks.')))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert "course_lib.checks.linear" in result.stdout
+    for module in catalogue.NOTEBOOKS.values():
+        assert f"course_lib.checks.{module}" in result.stdout, (
+            f"course_lib/checks/__init__.py misses {module}"
+        )
     assert course_lib.__version__
 
 

@@ -5,10 +5,33 @@ PyTorch's own result and names the likely mistake when it fails. All check modul
 when the setup cell imports course_lib, so that they are recorded before any student code runs.
 """
 
-from course_lib.checks import linear
+from course_lib.checks import (
+    custom_layers,
+    hooks,
+    initialization,
+    lazy_layers,
+    linear,
+    modules,
+    parameters,
+    shared_parameters,
+)
 from course_lib.checks._core import CheckFailure, Exercise, seeded, tolerances
 from course_lib.checks._integrity import protect_module, tampered
 
-__all__ = ["CheckFailure", "Exercise", "linear", "seeded", "tampered", "tolerances"]
+__all__ = [
+    "CheckFailure",
+    "Exercise",
+    "custom_layers",
+    "hooks",
+    "initialization",
+    "lazy_layers",
+    "linear",
+    "modules",
+    "parameters",
+    "seeded",
+    "shared_parameters",
+    "tampered",
+    "tolerances",
+]
 
 protect_module(__name__)

@@ -27,7 +27,7 @@ import torch
 from course_lib.checks._integrity import ORIGINALS, protect_module, tampered
 from course_lib.devices import available_devices
 
-__all__ = ["CheckFailure", "Exercise", "describe", "seeded", "tolerances"]
+__all__ = ["CheckFailure", "Exercise", "describe", "dtype_on", "seeded", "tolerances"]
 
 _assert_close = ORIGINALS["assert_close"]
 _type = ORIGINALS["type"]
@@ -40,6 +40,11 @@ _TOLERANCES = {
     torch.float16: (1e-2, 1e-2),
     torch.bfloat16: (3e-2, 3e-2),
 }
+
+
+def dtype_on(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """``dtype``, or float32 in place of float64 on a device without float64 (Apple's MPS)."""
+    return torch.float32 if device.type == "mps" and dtype == torch.float64 else dtype
 
 
 def tolerances(dtype: torch.dtype) -> tuple[float, float]:

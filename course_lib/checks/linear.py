@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from course_lib.checks._core import Exercise
+from course_lib.checks._core import Exercise, dtype_on
 from course_lib.checks._integrity import ORIGINALS, protect_module
 
 __all__ = ["check_linear_forward", "check_make_linear", "check_linear_param_count"]
@@ -39,9 +39,10 @@ class _Case:
     def tensors(self, seed: int, device: torch.device):
         generator = torch.Generator().manual_seed(seed)
         in_features = self.x_shape[-1]
-        x = torch.randn(self.x_shape, generator=generator, dtype=self.dtype)
-        weight = torch.randn(self.out_features, in_features, generator=generator, dtype=self.dtype)
-        bias = torch.randn(self.out_features, generator=generator, dtype=self.dtype) if self.bias else None
+        dtype = dtype_on(device, self.dtype)
+        x = torch.randn(self.x_shape, generator=generator, dtype=dtype)
+        weight = torch.randn(self.out_features, in_features, generator=generator, dtype=dtype)
+        bias = torch.randn(self.out_features, generator=generator, dtype=dtype) if self.bias else None
         return x.to(device), weight.to(device), None if bias is None else bias.to(device)
 
 
