@@ -158,5 +158,6 @@ def test_catalogue_covers_every_notebook():
     for name in NOTEBOOKS:
         book = catalogue.load(name)
         assert book.NOTEBOOK == name and book.MISTAKES and book.ALTERNATIVES
-        names = [m.name for m in itertools.chain(book.MISTAKES, book.ALTERNATIVES)]
-        assert len(names) == len(set(names)), "catalogue entries need distinct names"
+        names = [(m.exercise, m.name) for m in itertools.chain(book.MISTAKES, book.ALTERNATIVES)]
+        repeated = {name for name in names if names.count(name) > 1}
+        assert not repeated, f"{name}: catalogue entries of one exercise need distinct names: {repeated}"
