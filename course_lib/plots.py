@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -46,5 +47,7 @@ def plot_history(history, axes=None):
     ax_loss.set(xlabel="epoch", ylabel="loss per sample", title="loss")
     ax_loss.legend(frameon=False)
     ax_acc.plot(epochs, history.val_accuracy, marker=".", color="C2")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy", ylim=(0, 1.02))
+    # From a round tenth below the lowest accuracy up to 1, so that the last few points stay readable.
+    low = max(0.0, math.floor(10 * min(history.val_accuracy, default=0.0)) / 10 - 0.05)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy", ylim=(low, 1.01))
     return fig, axes

@@ -138,3 +138,15 @@ def test_fit_progress_bar_is_off_while_grading(monkeypatch, capsys):
 def test_empty_history_has_no_best_epoch():
     with pytest.raises(ValueError, match="run fit"):
         training.History().best_epoch()
+
+
+def test_plot_history_keeps_high_accuracies_readable():
+    """Does the accuracy axis start just below the lowest accuracy (a round tenth), and at 0 when the
+    accuracy was low?"""
+    history = training.History([1.0, 0.5], [0.9, 0.4], [0.84, 0.97], [0.1, 0.1])
+    _, (_, ax_acc) = plot_history(history)
+    low, high = ax_acc.get_ylim()
+    assert 0.7 <= low <= 0.84 and high >= 1.0
+    history.val_accuracy[:] = [0.03, 0.5]
+    _, (_, ax_acc) = plot_history(history)
+    assert ax_acc.get_ylim()[0] == 0.0

@@ -14,6 +14,7 @@ from course_lib.checks import (
     modules,
     parameters,
     shared_parameters,
+    training_loops,
 )
 from course_lib.checks._core import CheckFailure, Exercise, seeded, tolerances
 from course_lib.checks._integrity import protect_module, tampered
@@ -32,6 +33,7 @@ __all__ = [
     "shared_parameters",
     "tampered",
     "tolerances",
+    "training_loops",
 ]
 
 protect_module(__name__)
