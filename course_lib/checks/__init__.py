@@ -13,6 +13,7 @@ from course_lib.checks import (
     linear,
     modules,
     parameters,
+    saving_loading,
     shared_parameters,
     training_loops,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "linear",
     "modules",
     "parameters",
+    "saving_loading",
     "seeded",
     "shared_parameters",
     "tampered",
