@@ -48,7 +48,7 @@ lab: $(READY)
 # The suite runs $(JOBS) workers side by side, each starting kernels: one math thread each keeps them from
 # fighting over the cores (small tensors gain nothing from more).
 test: $(READY)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
 
 release: $(READY)
 	$(BIN)/python -m autograder release $(NOTEBOOKS)

@@ -1,8 +1,10 @@
 """Known mistakes and alternative correct solutions, one module per notebook.
 
 Every mistake the curriculum contract lists for an exercise is here, as the whole solution cell a
-student might write, with the words its failure message must contain. The tests run each through the
-checks directly (fast) and through real ``nbgrader autograde`` (slow).
+student might write, with the words its failure message must contain, followed by more mistakes
+students make. List the contract's mistakes first: test_checks_catalogue.py runs every entry through the
+checks (fast), and test_grading_pipeline.py sends the first six of each exercise through real
+``nbgrader autograde`` (slow; PIPELINE_MISTAKES=all sends all of them).
 """
 
 from __future__ import annotations
