@@ -4,6 +4,8 @@ stamp     write the badge and setup cell template into every solutions notebook,
 images    run the solutions notebooks, save their `# figure:` outputs in images/, embed the previews
 release   regenerate notebooks/ from solutions/ with nbgrader generate_assignment
 bench     print each solutions notebook's execution time (median of several runs)
+grade     grade every submission of an assignment in parallel with nbgrader, then write the class report
+report    rewrite an assignment's class report from its grading records
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from autograder import notebooks as nbtools
@@ -86,6 +89,43 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"{name:24} {statistics.median(times):9.1f}  {listed}", flush=True)
 
 
+def cmd_grade(args: argparse.Namespace) -> None:
+    from autograder import grade
+
+    settings = grade.Settings(
+        course=args.course,
+        assignment=args.assignment,
+        jobs=args.jobs,
+        cpu=args.cpu,
+        wall=args.wall,
+        memory_gib=args.memory,
+        feedback=not args.no_feedback,
+    )
+    if args.assignment not in nbtools.assignments(settings.course / "solutions"):
+        raise SystemExit(
+            f"unknown assignment {args.assignment!r}; the course has "
+            f"{', '.join(nbtools.assignments(settings.course / 'solutions'))}"
+        )
+    if args.collect:
+        grade.collect_from_exchange(settings)
+    if args.zip:
+        grade.collect_from_zip(settings, [Path(p) for p in args.zip])
+    started = time.perf_counter()
+    records = grade.grade(settings, force=args.force, students=args.student, progress=not args.no_progress)
+    if records:
+        print(grade.summary(records, time.perf_counter() - started))
+    cmd_report(args)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from autograder import grade
+
+    settings = grade.Settings(course=args.course, assignment=args.assignment, jobs=1)
+    page = grade.write_class_report(settings)
+    if page is not None:
+        print(f"class report: {page}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m autograder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,7 +140,39 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--runs", type=int, default=3, help="runs per notebook (default 3)")
     bench.add_argument("--grading", action="store_true", help="time the grading-mode path")
     bench.set_defaults(func=cmd_bench)
+    default_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    grading = commands.add_parser("grade", help="grade every submission of an assignment in parallel")
+    report = commands.add_parser("report", help="rewrite an assignment's class report from its records")
+    for sub in (grading, report):
+        sub.add_argument("assignment", help="the NN_topic name")
+        sub.add_argument(
+            "--course", type=Path, default=nbtools.ROOT, help="course folder (default: this one)"
+        )
+    grading.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs,
+        help=f"submissions graded at once (default: the machine's cores, {default_jobs})",
+    )
+    grading.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    grading.add_argument("--collect", action="store_true", help="first collect submissions from the exchange")
+    grading.add_argument(
+        "--zip",
+        nargs="+",
+        metavar="PATH",
+        help="first collect submissions from LMS downloads (zip files or notebooks)",
+    )
+    grading.add_argument("--cpu", type=float, default=300, help="CPU seconds per submission (default 300)")
+    grading.add_argument("--wall", type=float, default=600, help="wall seconds per submission (default 600)")
+    grading.add_argument("--memory", type=float, default=4, help="GiB of memory per submission (default 4)")
+    grading.add_argument("--no-feedback", action="store_true", help="skip the students' feedback HTML")
+    grading.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grading.set_defaults(func=cmd_grade)
+    report.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     args.func(args)
 
 
