@@ -14,10 +14,13 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k linear"
 PYTEST_ARGS ?=
 NOTEBOOKS ?=
+# make grade ASSIGNMENT=01_linear GRADE_ARGS="--jobs 4 --collect"
+ASSIGNMENT ?=
+GRADE_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup lab test release stamp images bench lint format clean-env
+.PHONY: help setup lab test release stamp images bench bench-grading grade report lint format clean-env
 
 help:
 	@echo "make lab       set up .venv if needed, then open JupyterLab on notebooks/"
@@ -26,6 +29,9 @@ help:
 	@echo "make stamp     write the Colab badge and setup cell into every solutions notebook"
 	@echo "make images    redraw images/ from the solutions notebooks and embed the previews"
 	@echo "make bench     print each notebook's execution time (median of 3 runs)"
+	@echo "make grade ASSIGNMENT=NN_topic   grade every submission in parallel, write feedback and the report"
+	@echo "make report ASSIGNMENT=NN_topic  rewrite the class report from the grading records"
+	@echo "make bench-grading  plain nbgrader autograde vs make grade on a simulated class of 24"
 	@echo "make lint      ruff on code and notebooks"
 
 $(READY): requirements.txt pyproject.toml
@@ -61,6 +67,17 @@ images: $(READY)
 
 bench: $(READY)
 	$(BIN)/python -m autograder bench $(NOTEBOOKS)
+
+bench-grading: $(READY)
+	$(BIN)/python -m autograder bench-grading $(NOTEBOOKS)
+
+grade: $(READY)
+	@test -n "$(ASSIGNMENT)" || { echo "name the assignment: make grade ASSIGNMENT=01_linear"; exit 2; }
+	$(BIN)/python -m autograder grade $(ASSIGNMENT) $(GRADE_ARGS)
+
+report: $(READY)
+	@test -n "$(ASSIGNMENT)" || { echo "name the assignment: make report ASSIGNMENT=01_linear"; exit 2; }
+	$(BIN)/python -m autograder report $(ASSIGNMENT)
 
 lint: $(READY)
 	$(BIN)/ruff check .

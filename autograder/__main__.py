@@ -6,6 +6,7 @@ release   regenerate notebooks/ from solutions/ with nbgrader generate_assignmen
 bench     print each solutions notebook's execution time (median of several runs)
 grade     grade every submission of an assignment in parallel with nbgrader, then write the class report
 report    rewrite an assignment's class report from its grading records
+bench-grading  time plain nbgrader autograde against `grade` on a simulated class (make bench-grading)
 """
 
 from __future__ import annotations
@@ -19,17 +20,9 @@ import time
 from pathlib import Path
 
 from autograder import notebooks as nbtools
-from autograder.execute import execute
+from autograder.execute import execute, tool_env
 
 AUTOGRADER = Path(__file__).resolve().parent
-
-
-def tool_env() -> dict[str, str]:
-    """The environment for nbgrader and jupyter subprocesses: this Python's bin folder first on PATH
-    (nbgrader runs `alembic` from there to set up its gradebook)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
 
 
 def _names(requested: list[str]) -> list[str]:
@@ -126,6 +119,15 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"class report: {page}")
 
 
+def cmd_bench_grading(args: argparse.Namespace) -> None:
+    from autograder import bench_grading
+
+    names = _names(args.notebooks) if args.notebooks else ["01_linear", "02_modules"]
+    if args.students < 1:
+        raise SystemExit(f"--students must be at least 1, got {args.students}")
+    sys.exit(bench_grading.main(names, args.students, args.jobs, keep=args.keep))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m autograder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -169,6 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     grading.add_argument("--no-feedback", action="store_true", help="skip the students' feedback HTML")
     grading.add_argument("--no-progress", action="store_true", help="no progress bar")
     grading.set_defaults(func=cmd_grade)
+    bench_grading = commands.add_parser(
+        "bench-grading", help="nbgrader autograde vs grade on a simulated class"
+    )
+    bench_grading.add_argument("notebooks", nargs="*", help="NN_topic names (default: 01_linear 02_modules)")
+    bench_grading.add_argument("--students", type=int, default=24, help="students in the class (default 24)")
+    bench_grading.add_argument("--jobs", type=int, default=default_jobs, help="jobs for the grading command")
+    bench_grading.add_argument("--keep", action="store_true", help="keep the temporary course folders")
+    bench_grading.set_defaults(func=cmd_bench_grading)
     report.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:

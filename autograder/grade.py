@@ -17,6 +17,7 @@ How it works
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import hashlib
 import json
@@ -26,12 +27,15 @@ import re
 import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from autograder.execute import tool_env
 
 AUTOGRADER = Path(__file__).resolve().parent
 KERNEL_LAUNCHER = AUTOGRADER / "kernel.py"
@@ -73,13 +77,6 @@ class Settings:
     @property
     def records(self) -> Path:
         return self.folder("grading") / self.assignment
-
-
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.pop("NBGRADER_EXECUTION", None)
-    return env
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -195,7 +192,16 @@ def ensure_assignment(settings: Settings) -> None:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(settings: Settings) -> None:
+def _worker_start() -> None:
+    """Pool initializer: load nbgrader while the main process prepares the gradebook (it takes seconds)."""
+    import nbgrader.apps  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+
+    import autograder.capped  # noqa: F401
+    import autograder.feedback  # noqa: F401
+
+
+def _worker_setup(settings: Settings) -> None:
     """Set up this worker's private course folder, gradebook copy, capped kernelspec and nbgrader API."""
     import logging
 
@@ -257,6 +263,14 @@ def _worker_init(settings: Settings) -> None:
         CappedExecute if pp is Execute or pp == "nbgrader.preprocessors.Execute" else pp
         for pp in preprocessors
     ]
+    # Kernels talk to the worker over Unix sockets: no TCP ports to race for between workers.
+    sockets = Path(tempfile.mkdtemp(prefix="kernels-"))
+    atexit.register(shutil.rmtree, sockets, True)
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(sockets / "kernel")
+    from autograder.feedback import CachedHTMLExporter
+
+    config.GenerateFeedback.exporter_class = CachedHTMLExporter
     config.CappedExecute.wall_limit = float(settings.wall)
     config.CappedExecute.cpu_limit = float(settings.cpu)
     coursedir = CourseDirectory(config=config)
@@ -289,11 +303,12 @@ def _grades_of(db: Path, assignment: str, student: str, course_id: str) -> dict[
         return {"timestamp": submission.timestamp, "notebooks": notebooks}
 
 
-def grade_one(student: str) -> dict[str, Any]:
+def grade_one(settings: Settings, student: str) -> dict[str, Any]:
     """Autograde (and generate feedback for) one student's submission in this worker; return plain data."""
     from autograder import capped
 
-    settings: Settings = _WORKER["settings"]
+    if _WORKER.get("settings") != settings:
+        _worker_setup(settings)
     root: Path = _WORKER["root"]
     api = _WORKER["api"]
     began = time.monotonic()
@@ -306,7 +321,9 @@ def grade_one(student: str) -> dict[str, Any]:
         result["sha256"] = submission_hash(source)
         shutil.copytree(source, target)
         capped.LAST_RUN.clear()
+        started = time.monotonic()
         outcome = api.autograde(settings.assignment, student, force=True, create=True)
+        result["autograde_seconds"] = time.monotonic() - started
         result["run"] = json.loads(json.dumps(capped.LAST_RUN, default=str))
         if not outcome.get("success"):
             result["error"] = _last_error(outcome)
@@ -315,7 +332,9 @@ def grade_one(student: str) -> dict[str, Any]:
             result["grades"] = _grades_of(db, settings.assignment, student, settings.course_id)
             result["autograded"] = str(root / "autograded" / student / settings.assignment)
             if settings.feedback:
+                started = time.monotonic()
                 fb = api.generate_feedback(settings.assignment, student, force=True)
+                result["feedback_seconds"] = time.monotonic() - started
                 if fb.get("success"):
                     result["feedback"] = str(root / "feedback" / student / settings.assignment)
                 else:
@@ -347,13 +366,15 @@ def _exercise_of(grade_id: str | None, exercises: list[str]) -> str | None:
     return None
 
 
-def apply_grades(settings: Settings, student: str, grades: dict[str, Any] | None) -> None:
-    """Copy one submission's autograde results into the course gradebook in a single transaction; manual
-    scores and comments an instructor gave are kept. A submission nbgrader could not grade gets zero auto
-    scores and is marked as needing manual grading."""
-    from nbgrader.api import Gradebook
+def apply_grades(gb: Any, settings: Settings, student: str, grades: dict[str, Any] | None) -> None:
+    """Copy one submission's autograde results into the course gradebook ``gb`` (an open nbgrader
+    Gradebook) in a single transaction; manual scores and comments an instructor gave are kept. A
+    submission nbgrader could not grade gets zero auto scores and is marked as needing manual grading."""
+    import warnings
 
-    with Gradebook(f"sqlite:///{settings.gradebook}", settings.course_id) as gb:
+    with warnings.catch_warnings():
+        # nbgrader's add_submission trips SQLAlchemy's autoflush warning on every new submission; harmless.
+        warnings.filterwarnings("ignore", message=".*not in session.*")
         gb.update_or_create_student(student)
         timestamp = grades.get("timestamp") if grades else None
         kwargs = {"timestamp": timestamp} if timestamp else {}
@@ -376,6 +397,10 @@ def apply_grades(settings: Settings, student: str, grades: dict[str, Any] | None
         gb.db.commit()
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 3) if seconds is not None else None
+
+
 def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path | None) -> dict[str, Any]:
     """The per-submission record (see the report): status, scores per exercise and cell, timings, reasons."""
     import nbformat
@@ -395,7 +420,9 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
         "cells": [],
         "timings": {
             "total": round(result.get("seconds", 0.0), 3),
-            "execute": round(run["execute_seconds"], 3) if run.get("execute_seconds") else None,
+            "autograde": _rounded(result.get("autograde_seconds")),
+            "execute": _rounded(run.get("execute_seconds")),
+            "feedback": _rounded(result.get("feedback_seconds")),
             "cpu": run.get("cpu"),
             "peak_memory_mb": run.get("peak_memory_mb"),
         },
@@ -413,7 +440,7 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
         record["timestamp"] = str(grades["timestamp"]) if grades.get("timestamp") else None
     if not grades or notebook_path is None or not notebook_path.exists():
         return record
-    nb = nbformat.read(notebook_path, as_version=4)
+    nb = nbformat.from_dict(json.loads(notebook_path.read_text(encoding="utf-8")))  # no schema check: fast
     flat = {g: v for data in grades["notebooks"].values() for g, v in data["grades"].items()}
     exercises = [
         c.metadata["nbgrader"]["grade_id"]
@@ -465,7 +492,7 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
     return record
 
 
-def merge(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
+def merge(gb: Any, settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
     """Bring one worker result into the course: files, gradebook, then the record (the 'done' mark)."""
     student = result["student"]
     grades = result.get("grades")
@@ -477,7 +504,7 @@ def merge(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
         if result.get("feedback"):
             replace_dir(Path(result["feedback"]), settings.folder("feedback") / student / settings.assignment)
     record = build_record(settings, result, notebook_path)
-    apply_grades(settings, student, grades)
+    apply_grades(gb, settings, student, grades)
     write_json_atomic(settings.records / f"{student}.json", record)
     return record
 
@@ -522,37 +549,49 @@ def grade(
         return []
     # nbgrader runs `alembic` (installed next to this Python) when it creates a gradebook.
     os.environ["PATH"] = tool_env()["PATH"]
-    settings.course_id = load_config(settings).CourseDirectory.get("course_id", "") or settings.course_id
-    ensure_assignment(settings)
-    settings.work.mkdir(parents=True, exist_ok=True)
     records = []
     failed = capped = 0
     context = multiprocessing.get_context("spawn")
-    bar = tqdm(
-        total=len(todo), unit="submission", desc=settings.assignment, disable=not progress, dynamic_ncols=True
-    )
+    bar = None
+    gradebook = None
     try:
+        # The workers start loading nbgrader at once; the gradebook is ready before they need it.
         with cf.ProcessPoolExecutor(
-            max_workers=min(settings.jobs, len(todo)),
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(settings,),
+            max_workers=min(settings.jobs, len(todo)), mp_context=context, initializer=_worker_start
         ) as pool:
-            futures = {pool.submit(grade_one, s): s for s in todo}
+            from nbgrader.api import Gradebook
+
+            settings.course_id = (
+                load_config(settings).CourseDirectory.get("course_id", "") or settings.course_id
+            )
+            ensure_assignment(settings)
+            settings.work.mkdir(parents=True, exist_ok=True)
+            gradebook = Gradebook(f"sqlite:///{settings.gradebook}", settings.course_id)
+            bar = tqdm(
+                total=len(todo),
+                unit="submission",
+                desc=settings.assignment,
+                disable=not progress,
+                dynamic_ncols=True,
+            )
+            futures = {pool.submit(grade_one, settings, s): s for s in todo}
             for future in cf.as_completed(futures):
                 student = futures[future]
                 try:
                     result = future.result()
                 except Exception as error:  # a worker died: record it, the others go on
                     result = {"student": student, "error": f"grading worker failed: {error!r}"}
-                record = merge(settings, result)
+                record = merge(gradebook, settings, result)
                 records.append(record)
                 failed += record["status"] == "failed"
                 capped += record["capped"] is not None
                 bar.set_postfix(failed=failed, capped=capped, refresh=False)
                 bar.update()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        if gradebook is not None:
+            gradebook.close()
         shutil.rmtree(settings.work, ignore_errors=True)
         try:
             settings.work.parent.rmdir()  # .work/ itself, unless another assignment is being graded

@@ -10,6 +10,7 @@ nbgrader reads this file when it runs with autograder/ as its working directory 
 Paths are relative to the folder above this file, so a copy of the course folder grades on its own.
 """
 
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
@@ -30,3 +31,20 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.png
 c.Execute.timeout = 60
 # Grade cells with no points get none; a failing test cell scores 0 (nbgrader's default).
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# LMS downloads (`make grade GRADE_ARGS="--zip FILE..."`, nbgrader zip_collect) go to
+# autograder/downloaded/NN_topic/archive/; the student id is the file name's first part, before the
+# notebook's name and any numeric ids: alice_01_linear.ipynb, alice_12345_67890_01_linear.ipynb.
+c.ZipCollectApp.downloaded_directory = "autograder/downloaded"
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?:\d+_)*?(?P<file_id>\d\d_\w+\.ipynb)$"
+
+# Feedback shows scores, visible tests and check messages, never hidden-test source (autograder/feedback.py).
+# nbgrader imports the preprocessor by name, so the course folder goes on sys.path: nbgrader runs from
+# autograder/, JupyterLab or the grading command, and only the last one starts in the course folder.
+if str(COURSE_ROOT) not in sys.path:
+    sys.path.append(str(COURSE_ROOT))
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "autograder.feedback.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

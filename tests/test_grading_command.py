@@ -54,6 +54,10 @@ def _scores(course) -> dict[str, dict[str, tuple[float | None, bool]]]:
         }
 
 
+def _students(*names: str) -> list[str]:
+    return [arg for name in names for arg in ("--student", name)]
+
+
 def _record(course, student: str) -> dict:
     return json.loads((course / "autograder" / "grading" / NAME / f"{student}.json").read_text())
 
@@ -166,6 +170,33 @@ def test_bad_arguments_say_what_to_do(tmp_path):
     assert "0 submission(s)" in empty.stdout
 
 
+def test_zip_collect_then_grade(tmp_path):
+    """Does `--zip` collect LMS downloads (plain and Canvas-style names, inside a zip) and grade them?"""
+    import zipfile
+
+    course = make_course(tmp_path, [NAME])
+    nbgrader(course, "generate_assignment", NAME, "--force")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    nbformat.write(nbtools.read(nbtools.notebook_path(NAME)), downloads / f"ann_{NAME}.ipynb")
+    with zipfile.ZipFile(downloads / "submissions.zip", "w") as archive:
+        untouched = nbformat.writes(nbtools.read(nbtools.notebook_path(NAME, nbtools.RELEASE)))
+        archive.writestr(f"bo_12345_67890_{NAME}.ipynb", untouched)
+    run = _grade(
+        course,
+        "--jobs",
+        "2",
+        "--zip",
+        str(downloads / f"ann_{NAME}.ipynb"),
+        str(downloads / "submissions.zip"),
+    )
+    assert "nbgrader zip_collect" in run.stdout and "2 to grade" in run.stdout, run.stdout
+    ann, bo = _record(course, "ann"), _record(course, "bo")
+    assert ann["score"] == ann["max_score"] > 0 and bo["score"] == 0
+    missing = _grade(course, "--zip", str(tmp_path / "nowhere.zip"), check=False)
+    assert missing.returncode != 0 and "no such file or folder" in missing.stderr
+
+
 CAPPED = {
     # make_linear runs forever: the CPU cap stops the kernel; linear_forward (before it) keeps its points.
     "spin": ("cpu", "def make_linear(in_features, out_features, seed=0):\n    while True:\n        pass"),
@@ -190,7 +221,21 @@ def test_caps_stop_runaways_and_grade_what_ran(tmp_path):
     _submit(course, "ok", nbtools.read(nbtools.notebook_path(NAME)))
     for student, (_, source) in CAPPED.items():
         _submit(course, student, student_notebook(NAME, {"make_linear": source}))
-    _grade(course, "--jobs", "3", "--cpu", "20", "--wall", "60", "--memory", "2")
+    # CPU and memory caps with a wall budget far beyond them (CPU time accrues slowly on a busy machine),
+    # then the wall budget alone for the two that sleep.
+    _grade(
+        course,
+        "--jobs",
+        "3",
+        "--cpu",
+        "20",
+        "--wall",
+        "400",
+        "--memory",
+        "2",
+        *_students("ok", "spin", "hog"),
+    )
+    _grade(course, "--jobs", "2", "--wall", "40", *_students("nap", "mule"))
     ok = _record(course, "ok")
     assert ok["capped"] is None and ok["score"] == ok["max_score"]
     for student, (cap, _) in CAPPED.items():
