@@ -82,29 +82,39 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"{name:24} {statistics.median(times):9.1f}  {listed}", flush=True)
 
 
+def _known_assignments(course: Path, names: list[str]) -> None:
+    known = nbtools.assignments(course / "solutions")
+    for name in names:
+        if name not in known:
+            raise SystemExit(f"unknown assignment {name!r}; the course has {', '.join(known)}")
+
+
 def cmd_grade(args: argparse.Namespace) -> None:
     from autograder import grade
 
-    settings = grade.Settings(
-        course=args.course,
-        assignment=args.assignment,
-        jobs=args.jobs,
-        cpu=args.cpu,
-        wall=args.wall,
-        memory_gib=args.memory,
-        feedback=not args.no_feedback,
-    )
-    if args.assignment not in nbtools.assignments(settings.course / "solutions"):
-        raise SystemExit(
-            f"unknown assignment {args.assignment!r}; the course has "
-            f"{', '.join(nbtools.assignments(settings.course / 'solutions'))}"
+    _known_assignments(args.course, args.assignment)
+    every = [
+        grade.Settings(
+            course=args.course,
+            assignment=name,
+            jobs=args.jobs,
+            cpu=args.cpu,
+            wall=args.wall,
+            memory_gib=args.memory,
+            feedback=not args.no_feedback,
+            sandbox=not args.no_sandbox,
         )
-    if args.collect:
-        grade.collect_from_exchange(settings)
-    if args.zip:
-        grade.collect_from_zip(settings, [Path(p) for p in args.zip])
+        for name in dict.fromkeys(args.assignment)
+    ]
+    if args.zip and len(every) > 1:
+        raise SystemExit("--zip collects one assignment's downloads: name one assignment with it")
+    for settings in every:
+        if args.collect:
+            grade.collect_from_exchange(settings)
+        if args.zip:
+            grade.collect_from_zip(settings, [Path(p) for p in args.zip])
     started = time.perf_counter()
-    records = grade.grade(settings, force=args.force, students=args.student, progress=not args.no_progress)
+    records = grade.grade(every, force=args.force, students=args.student, progress=not args.no_progress)
     if records:
         print(grade.summary(records, time.perf_counter() - started))
     cmd_report(args)
@@ -113,10 +123,11 @@ def cmd_grade(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from autograder import grade
 
-    settings = grade.Settings(course=args.course, assignment=args.assignment, jobs=1)
-    page = grade.write_class_report(settings)
-    if page is not None:
-        print(f"class report: {page}")
+    _known_assignments(args.course, args.assignment)
+    for name in dict.fromkeys(args.assignment):
+        page = grade.write_class_report(grade.Settings(course=args.course, assignment=name, jobs=1))
+        if page is not None:
+            print(f"class report: {page}")
 
 
 def cmd_bench_grading(args: argparse.Namespace) -> None:
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     grading = commands.add_parser("grade", help="grade every submission of an assignment in parallel")
     report = commands.add_parser("report", help="rewrite an assignment's class report from its records")
     for sub in (grading, report):
-        sub.add_argument("assignment", help="the NN_topic name")
+        sub.add_argument("assignment", nargs="+", help="NN_topic name(s): several share one pool of workers")
         sub.add_argument(
             "--course", type=Path, default=nbtools.ROOT, help="course folder (default: this one)"
         )
@@ -170,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     grading.add_argument("--memory", type=float, default=4, help="GiB of memory per submission (default 4)")
     grading.add_argument("--no-feedback", action="store_true", help="skip the students' feedback HTML")
     grading.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grading.add_argument(
+        "--no-sandbox", action="store_true", help="run student code without the sandbox (unsafe; see README)"
+    )
     grading.set_defaults(func=cmd_grade)
     bench_grading = commands.add_parser(
         "bench-grading", help="nbgrader autograde vs grade on a simulated class"

@@ -8,7 +8,13 @@ The grading command (autograder/grade.py) puts ``CappedExecute`` in place of ``E
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import hmac
+import json
 import math
+import os
+import re
 import signal
 import time
 from typing import Any
@@ -21,6 +27,67 @@ from traitlets import Float
 
 #: What the last ``preprocess`` call saw: per-cell seconds and status, why it stopped, kernel CPU and memory.
 LAST_RUN: dict[str, Any] = {}
+
+#: The current submission's evidence key (set by the grading worker; None: no evidence required).
+EVIDENCE_KEY: bytes | None = None
+
+#: Output a cell may keep (bytes of message content); once the notebook has kept NOTEBOOK_OUTPUT_LIMIT, each
+#: further cell keeps SMALL_OUTPUT_LIMIT, enough for the checks' messages. The rest is dropped.
+CELL_OUTPUT_LIMIT = 1_000_000
+NOTEBOOK_OUTPUT_LIMIT = 5_000_000
+SMALL_OUTPUT_LIMIT = 20_000
+
+_EVIDENCE = re.compile(
+    r"\[grading evidence (?P<name>\w+) hidden=(?P<hidden>[01]) seed=(?P<seed>-?\d+) checks=(?P<checks>\d+) "
+    r"n=(?P<n>\d+) (?P<tag>[0-9a-f]{16})\]"
+)
+
+
+def expected_checks(source: str) -> list[tuple[str, int, int]]:
+    """The check calls a test cell makes: ``[(exercise, hidden, seed)]`` (``checks.check_x(..., hidden=True,
+    seed=N)``; constants only, which is how the course writes them)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if not name.startswith("check_"):
+            continue
+        values = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+        found.append(
+            (name.removeprefix("check_"), int(bool(values.get("hidden", False))), int(values.get("seed", 0)))
+        )
+    return found
+
+
+def missing_evidence(source: str, stdout: str, key: bytes) -> list[str]:
+    """The check calls of a test cell that left no valid, distinct evidence line in its output."""
+    lines = [m.groupdict() for m in _EVIDENCE.finditer(stdout)]
+    used: set[str] = set()
+    missing = []
+    for name, hidden, seed in expected_checks(source):
+        for line in lines:
+            if line["n"] in used or (line["name"], int(line["hidden"]), int(line["seed"])) != (
+                name,
+                hidden,
+                seed,
+            ):
+                continue
+            message = f"{name}|{hidden}|{seed}|{line['checks']}|{line['n']}"
+            if hmac.compare_digest(
+                hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:16], line["tag"]
+            ):
+                used.add(line["n"])
+                break
+        else:
+            missing.append(f"check_{name}(hidden={bool(hidden)}, seed={seed})")
+    return missing
+
 
 REASONS = {
     "wall": "the submission used up its wall-time budget of {wall:g} s",
@@ -36,20 +103,43 @@ def _error_output(ename: str, evalue: str) -> NotebookNode:
     )
 
 
-def _proc_stats(pid: int) -> tuple[float | None, float | None]:
-    """(CPU seconds, peak resident MiB) of a live process, from /proc; (None, None) where unavailable."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        import os
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the sandbox's supervisor, bwrap, the kernel and its children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
 
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / ticks
-        with open(f"/proc/{pid}/status") as f:
-            peak = next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")), None)
-        return cpu, peak
-    except (OSError, ValueError, IndexError):
-        return None, None
+
+def _proc_stats(pid: int) -> tuple[float | None, float | None]:
+    """(CPU seconds, peak resident MiB of the largest process) of a process tree, from /proc; (None, None)
+    where unavailable."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu, peak, seen = 0.0, 0.0, False
+    for member in _descendants(pid):
+        try:
+            with open(f"/proc/{member}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += sum(int(value) for value in fields[11:15]) / ticks  # own and waited-for children
+            with open(f"/proc/{member}/status") as f:
+                hwm = next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")), 0.0)
+            peak = max(peak, hwm)
+            seen = True
+        except (OSError, ValueError, IndexError):
+            continue
+    return (round(cpu, 2), round(peak, 1)) if seen else (None, None)
 
 
 class CappedExecute(Execute):
@@ -91,7 +181,10 @@ class CappedExecute(Execute):
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         LAST_RUN.clear()
-        LAST_RUN.update(cells={}, stopped=None, reason=None, cpu=None, peak_memory_mb=None, exit_status=None)
+        LAST_RUN.update(
+            cells={}, stopped=None, reason=None, cpu=None, peak_memory_mb=None, exit_status=None, flags=[]
+        )
+        self._cell_bytes = self._notebook_bytes = self._dropped = 0
         cell_timeout = self.timeout
         start = time.monotonic()
         deadline = start + self.wall_limit if self.wall_limit > 0 else math.inf
@@ -115,6 +208,7 @@ class CappedExecute(Execute):
                 budget_bound = remaining < (cell_timeout or math.inf)
                 self.timeout = max(1, math.ceil(remaining)) if budget_bound else cell_timeout
                 began = time.monotonic()
+                self._cell_bytes = 0
                 try:
                     self.preprocess_cell(cell, resources, index)
                 except DeadKernelError:
@@ -131,6 +225,18 @@ class CappedExecute(Execute):
                         *[o for o in cell.get("outputs", []) if o.get("output_type") != "error"],
                         _error_output("GradingStopped", self._explain(stopped)),
                     ]
+                if stopped is None:
+                    self._verify_evidence(cell, index)
+                if self._dropped:
+                    LAST_RUN["flags"].append(f"cell {index}: {self._dropped} bytes of output dropped")
+                    cell.outputs.append(
+                        NotebookNode(
+                            output_type="stream",
+                            name="stdout",
+                            text=f"\n[grader: {self._dropped} more bytes of output from this cell dropped]\n",
+                        )
+                    )
+                    self._dropped = 0
                 status = "error" if any(o.get("output_type") == "error" for o in cell.outputs) else "ok"
                 LAST_RUN["cells"][index] = {"seconds": round(seconds, 4), "status": status}
                 if pid is not None and stopped is None:
@@ -142,6 +248,46 @@ class CappedExecute(Execute):
         LAST_RUN["reason"] = self._explain(stopped) if stopped else None
         return self.nb, self.resources
 
+    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> NotebookNode | None:
+        """Keep a cell's output up to its limit and drop the rest (see CELL_OUTPUT_LIMIT): a submission
+        printing megabytes cannot bloat the grader or the autograded notebook."""
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        limit = CELL_OUTPUT_LIMIT if self._notebook_bytes <= NOTEBOOK_OUTPUT_LIMIT else SMALL_OUTPUT_LIMIT
+        if self._cell_bytes + size > limit:
+            self._dropped += size
+            return None
+        self._cell_bytes += size
+        self._notebook_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _verify_evidence(self, cell: NotebookNode, index: int) -> None:
+        """A graded test cell scores only with proof from the checks themselves: one signed evidence line
+        per check call in its source. Without it (a test cell turned into a no-op or its errors swallowed by
+        code that changed how cells run, or a faked success line) the cell gets an error: nbgrader gives 0."""
+        meta = cell.metadata.get("nbgrader", {})
+        if EVIDENCE_KEY is None or not meta.get("grade") or meta.get("solution"):
+            return
+        if any(o.get("output_type") == "error" for o in cell.outputs):
+            return  # it fails anyway
+        stdout = "".join(
+            o.get("text", "")
+            for o in cell.outputs
+            if o.get("output_type") == "stream" and o.get("name") == "stdout"
+        )
+        missing = missing_evidence(cell.source, stdout, EVIDENCE_KEY)
+        if missing:
+            grade_id = meta.get("grade_id", index)
+            LAST_RUN["flags"].append(
+                f"{grade_id}: test cell ran without proof from its checks ({', '.join(missing)})"
+            )
+            cell.outputs.append(
+                _error_output(
+                    "GradingEvidenceMissing",
+                    f"this test cell finished, but {', '.join(missing)} left no proof that it ran and "
+                    "passed: code in the notebook changed how cells run, or printed a fake success line",
+                )
+            )
+
     def _explain(self, stopped: str, not_run: bool = False) -> str:
         text = REASONS[stopped].format(
             wall=self.wall_limit, cpu=self.cpu_limit, status=LAST_RUN.get("exit_status")
@@ -152,8 +298,6 @@ class CappedExecute(Execute):
         pid = self._kernel_pid()
         if pid is None:
             return
-        import os
-
         try:
             os.killpg(os.getpgid(pid), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -39,6 +39,8 @@ from traitlets import Bool, Unicode
 PLACEHOLDER = "# hidden tests: not shown (their results are reported below)"
 SCRUBBED = "(line of a hidden test, not shown)"
 
+# The signed lines the checks print for the grader (autograder/capped.py): no use to a student.
+_EVIDENCE_LINE = re.compile(r"^\[grading evidence [^\n]*\]\n?", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A hidden line shorter than this must match an output line exactly to be scrubbed; a longer one is also
 # found inside a longer output line (a quoted source line with a prefix, such as a line number).
@@ -129,7 +131,9 @@ def _clean_output(output: NotebookNode, scrubber: _Scrubber) -> None:
         output["evalue"] = evalue
         output["traceback"] = [f"\x1b[31m{ename}\x1b[39m: {evalue}"]
     elif kind == "stream":
-        output["text"] = scrubber.text(output.get("text", ""))
+        text = output.get("text", "")
+        text = "".join(text) if isinstance(text, list) else text
+        output["text"] = scrubber.text(_EVIDENCE_LINE.sub("", text))
     elif kind in ("display_data", "execute_result"):
         data = output.get("data", {})
         for mime in _TEXT_TYPES:

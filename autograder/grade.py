@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import sys
@@ -35,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from autograder import sandbox
 from autograder.execute import tool_env
 
 AUTOGRADER = Path(__file__).resolve().parent
@@ -56,6 +59,7 @@ class Settings:
     wall: float = 600.0
     memory_gib: float = 4.0
     feedback: bool = True
+    sandbox: bool = True
     course_id: str = ""
     work: Path = field(init=False)
 
@@ -87,7 +91,9 @@ def submission_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        digest.update(path.read_bytes())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -193,7 +199,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_start() -> None:
-    """Pool initializer: load nbgrader while the main process prepares the gradebook (it takes seconds)."""
+    """Pool initializer: die with the main process (Linux), and load nbgrader while the main process
+    prepares the gradebook (it takes seconds)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     import nbgrader.apps  # noqa: F401
     import nbgrader.converters  # noqa: F401
 
@@ -219,6 +231,10 @@ def _worker_setup(settings: Settings) -> None:
     source.close()
     target.close()
 
+    # Kernels talk to the worker over Unix sockets: no TCP ports to race for between workers.
+    sockets = Path(tempfile.mkdtemp(prefix="kernels-"))
+    atexit.register(shutil.rmtree, sockets, True)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")  # connection files
     spec = root / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(
@@ -230,7 +246,10 @@ def _worker_setup(settings: Settings) -> None:
                 "env": {
                     "AUTOGRADER_CPU_SECONDS": str(int(settings.cpu)),
                     "AUTOGRADER_MEMORY_BYTES": str(int(settings.memory_gib * 2**30)),
+                    **(sandbox.kernel_env(str(root), str(sockets)) if settings.sandbox else {}),
                 },
+                # Interrupts go as messages: a signal to the sandbox's process group may not reach the kernel.
+                "interrupt_mode": "message",
             }
         )
     )
@@ -263,9 +282,6 @@ def _worker_setup(settings: Settings) -> None:
         CappedExecute if pp is Execute or pp == "nbgrader.preprocessors.Execute" else pp
         for pp in preprocessors
     ]
-    # Kernels talk to the worker over Unix sockets: no TCP ports to race for between workers.
-    sockets = Path(tempfile.mkdtemp(prefix="kernels-"))
-    atexit.register(shutil.rmtree, sockets, True)
     config.KernelManager.transport = "ipc"
     config.KernelManager.ip = str(sockets / "kernel")
     from autograder.feedback import CachedHTMLExporter
@@ -305,7 +321,7 @@ def _grades_of(db: Path, assignment: str, student: str, course_id: str) -> dict[
 
 def grade_one(settings: Settings, student: str) -> dict[str, Any]:
     """Autograde (and generate feedback for) one student's submission in this worker; return plain data."""
-    from autograder import capped
+    from autograder import capped, repair
 
     if _WORKER.get("settings") != settings:
         _worker_setup(settings)
@@ -319,8 +335,20 @@ def grade_one(settings: Settings, student: str) -> dict[str, Any]:
     target = root / "submitted" / student / settings.assignment
     try:
         result["sha256"] = submission_hash(source)
-        shutil.copytree(source, target)
+        release = settings.course / "notebooks" / settings.assignment / f"{settings.assignment}.ipynb"
+        preparation = repair.prepare_submission(source, target, settings.assignment, release)
+        result["flags"] = list(preparation.flags)
+        if preparation.reason is None:
+            result["flags"] += _scan(target, settings.assignment, release)
+        if preparation.reason is not None:
+            result["error"] = preparation.reason
+            result["seconds"] = time.monotonic() - began
+            return result
         capped.LAST_RUN.clear()
+        # A fresh key per submission: the kernel's checks sign what passed with it (autograder/capped.py).
+        key = secrets.token_hex(32)
+        capped.EVIDENCE_KEY = key.encode()
+        os.environ["AUTOGRADER_EVIDENCE_KEY"] = key
         started = time.monotonic()
         outcome = api.autograde(settings.assignment, student, force=True, create=True)
         result["autograde_seconds"] = time.monotonic() - started
@@ -345,12 +373,37 @@ def grade_one(settings: Settings, student: str) -> dict[str, Any]:
     return result
 
 
+def _scan(target: Path, assignment: str, release: Path) -> list[str]:
+    """Integrity flags (autograder/scan.py) from the prepared copy of the notebook: the repair step has
+    recognised its cells by then, and it flags deleted or re-typed cells itself."""
+    import nbformat
+
+    from autograder import scan
+
+    with contextlib.suppress(Exception):
+        nb = nbformat.reader.reads((target / f"{assignment}.ipynb").read_text(encoding="utf-8"))
+        return scan.scan(nb) + scan.locked_cell_changes(nb, nbformat.read(release, as_version=4))
+    return []
+
+
 def _last_error(outcome: dict[str, Any]) -> str:
-    """The meaningful line of a failed nbgrader API call (its log's last error, or the exception)."""
-    log = outcome.get("log", "") or ""
-    errors = [line for line in log.splitlines() if line.startswith(("[ERROR]", "[CRITICAL]"))]
-    trace = (outcome.get("error") or "").strip().splitlines()
-    parts = errors[-3:] + trace[-1:]
+    """The meaningful lines of a failed nbgrader API call: the exception nbgrader logged (the last line
+    of the traceback in its log) and its own error lines."""
+    log = (outcome.get("log", "") or "").splitlines()
+    cause = ""
+    for index, line in enumerate(log):
+        if "Traceback (most recent call last)" in line:
+            following = [entry for entry in log[index + 1 :] if entry and not entry.startswith((" ", "["))]
+            cause = following[0] if following else cause
+    errors = [
+        line.removeprefix("[ERROR] ")
+        for line in log
+        if line.startswith(("[ERROR]", "[CRITICAL]")) and "Traceback" not in line and "see the" not in line
+    ]
+    parts = [cause] if cause else []
+    parts += errors[-2:]
+    if not parts:
+        parts = (outcome.get("error") or "").strip().splitlines()[-1:]
     return "\n".join(parts)[-2000:] or "nbgrader could not grade this submission"
 
 
@@ -427,11 +480,12 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
             "peak_memory_mb": run.get("peak_memory_mb"),
         },
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "flags": [],
+        "flags": list(result.get("flags", [])),
         "worker": result.get("worker"),
     }
     if result.get("feedback_error"):
         record["flags"].append(f"feedback not generated: {result['feedback_error']}")
+    record["flags"].extend(run.get("flags", []))
     if run.get("stopped"):
         record["capped"] = run["stopped"]
         record["reason"] = run.get("reason")
@@ -440,7 +494,7 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
         record["timestamp"] = str(grades["timestamp"]) if grades.get("timestamp") else None
     if not grades or notebook_path is None or not notebook_path.exists():
         return record
-    nb = nbformat.from_dict(json.loads(notebook_path.read_text(encoding="utf-8")))  # no schema check: fast
+    nb = nbformat.reader.reads(notebook_path.read_text(encoding="utf-8"))  # no schema validation: fast
     flat = {g: v for data in grades["notebooks"].values() for g, v in data["grades"].items()}
     exercises = [
         c.metadata["nbgrader"]["grade_id"]
@@ -473,6 +527,8 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
             else None,
         }
         record["cells"].append(entry)
+        if graded and errors:
+            record["flags"].extend(_runtime_flags(cell, grade_id, errors[-1]))
         if graded:
             exercise = entry["exercise"] or grade_id
             totals = record["exercises"].setdefault(exercise, {"score": 0.0, "max_score": 0.0})
@@ -492,6 +548,21 @@ def build_record(settings: Settings, result: dict[str, Any], notebook_path: Path
     return record
 
 
+def _runtime_flags(cell: Any, grade_id: str, error: dict[str, Any]) -> list[str]:
+    """Flags from how a failing test cell failed: tampering the checks refused, or visible tests passed
+    while the hidden ones failed (outputs hard-coded for the visible cases look like this)."""
+    flags = []
+    evalue = str(error.get("evalue", ""))
+    if "the checks refuse to run because code in this notebook replaced" in evalue:
+        flags.append(
+            f"{grade_id}: the checks refused to run: {evalue.split('replaced', 1)[1].split('.')[0].strip()}"
+        )
+    stdout = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    if "✓" in stdout and "hidden=True" in cell.get("source", "") and error.get("ename") == "CheckFailure":
+        flags.append(f"{grade_id}: passes the visible tests but fails the hidden ones (hard-coded for them?)")
+    return flags
+
+
 def merge(gb: Any, settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
     """Bring one worker result into the course: files, gradebook, then the record (the 'done' mark)."""
     student = result["student"]
@@ -503,7 +574,11 @@ def merge(gb: Any, settings: Settings, result: dict[str, Any]) -> dict[str, Any]
         notebook_path = autograded / f"{settings.assignment}.ipynb"
         if result.get("feedback"):
             replace_dir(Path(result["feedback"]), settings.folder("feedback") / student / settings.assignment)
-    record = build_record(settings, result, notebook_path)
+    try:
+        record = build_record(settings, result, notebook_path)
+    except Exception as error:  # one odd notebook must not stop the batch: keep the grades, say so
+        record = build_record(settings, result, None)
+        record["flags"].append(f"the record lacks details from the autograded notebook: {error!r}")
     apply_grades(gb, settings, student, grades)
     write_json_atomic(settings.records / f"{student}.json", record)
     return record
@@ -516,27 +591,77 @@ def is_done(settings: Settings, student: str, folder: Path) -> bool:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return record.get("submission_sha256") == submission_hash(folder)
+    if record.get("submission_sha256") != submission_hash(folder):
+        return False
+    autograded = settings.folder("autograded") / student / settings.assignment
+    return record.get("status") != "graded" or (autograded / f"{settings.assignment}.ipynb").exists()
 
 
 # ------------------------------------------------------------------------------------------------- main
 
 
-def grade(
-    settings: Settings, force: bool = False, students: list[str] | None = None, progress: bool = True
-) -> list[dict[str, Any]]:
-    """Grade the assignment's submissions; return the records of this run (already graded ones skipped)."""
-    from tqdm import tqdm
+def _lock(settings: Settings) -> Any:
+    """Hold the assignment's grading lock for this process's life (a killed run releases it by dying)."""
+    import fcntl
 
+    settings.records.mkdir(parents=True, exist_ok=True)
+    handle = open(settings.records / ".lock", "a+")  # noqa: SIM115 - kept open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        raise SystemExit(
+            f"another grading run of {settings.assignment} is in progress (pid {pid}): wait for it to finish "
+            "or stop it, then run again"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def check_sandbox(settings: Settings) -> None:
+    """Refuse to run student code unsandboxed unless the instructor said so (--no-sandbox), loudly."""
+    if not settings.sandbox:
+        print(
+            "WARNING: grading WITHOUT a sandbox (--no-sandbox): student code runs with your permissions and "
+            "can read solutions/, change the gradebook and reach the network.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    problem = sandbox.problem()
+    if problem is not None:
+        raise SystemExit(
+            f"cannot sandbox the grading kernels: {problem}\n"
+            "Fix that (bubblewrap: Debian/Ubuntu `sudo apt-get install bubblewrap`), or grade without a "
+            "sandbox at your own risk with --no-sandbox."
+        )
+
+
+def grade(
+    settings: Settings | list[Settings],
+    force: bool = False,
+    students: list[str] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Grade the submissions of one or more assignments of a course in one pool of workers; return the
+    records of this run (submissions already graded are skipped unless ``force``)."""
+    every = settings if isinstance(settings, list) else [settings]
+    locks = [_lock(one) for one in every]
+    try:
+        return _grade(every, force, students, progress)
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _todo(settings: Settings, force: bool, students: list[str] | None) -> list[str]:
+    """The students whose submission of this assignment needs grading; prints what it found."""
     submissions = list_submissions(settings)
     if students:
-        missing = sorted(set(students) - set(submissions))
-        if missing:
-            raise SystemExit(
-                f"no submission of {settings.assignment} from {', '.join(missing)} in "
-                f"{settings.folder('submitted')}"
-            )
-        submissions = {s: submissions[s] for s in students}
+        submissions = {s: submissions[s] for s in students if s in submissions}
     todo = [s for s, folder in submissions.items() if force or not is_done(settings, s, folder)]
     skipped = len(submissions) - len(todo)
     print(
@@ -545,8 +670,32 @@ def grade(
         + f", {settings.jobs} job(s)",
         flush=True,
     )
+    return todo
+
+
+def _grade(
+    every: list[Settings], force: bool, students: list[str] | None, progress: bool
+) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    if students:
+        known = {s for one in every for s in list_submissions(one)}
+        missing = sorted(set(students) - known)
+        if missing:
+            where = ", ".join(one.assignment for one in every)
+            raise SystemExit(
+                f"no submission of {where} from {', '.join(missing)} in {every[0].folder('submitted')}"
+            )
+    todo = [(one, student) for one in every for student in _todo(one, force, students)]
     if not todo:
         return []
+    first = every[0]
+    check_sandbox(first)
+    for one in every:
+        # Left over by a run that was killed: worker folders, half-written records.
+        shutil.rmtree(one.work, ignore_errors=True)
+        for stale in one.records.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     # nbgrader runs `alembic` (installed next to this Python) when it creates a gradebook.
     os.environ["PATH"] = tool_env()["PATH"]
     records = []
@@ -557,31 +706,31 @@ def grade(
     try:
         # The workers start loading nbgrader at once; the gradebook is ready before they need it.
         with cf.ProcessPoolExecutor(
-            max_workers=min(settings.jobs, len(todo)), mp_context=context, initializer=_worker_start
+            max_workers=min(first.jobs, len(todo)), mp_context=context, initializer=_worker_start
         ) as pool:
             from nbgrader.api import Gradebook
 
-            settings.course_id = (
-                load_config(settings).CourseDirectory.get("course_id", "") or settings.course_id
-            )
-            ensure_assignment(settings)
-            settings.work.mkdir(parents=True, exist_ok=True)
-            gradebook = Gradebook(f"sqlite:///{settings.gradebook}", settings.course_id)
+            course_id = load_config(first).CourseDirectory.get("course_id", "") or first.course_id
+            for one in every:
+                one.course_id = course_id
+                ensure_assignment(one)
+                one.work.mkdir(parents=True, exist_ok=True)
+            gradebook = Gradebook(f"sqlite:///{first.gradebook}", course_id)
             bar = tqdm(
                 total=len(todo),
                 unit="submission",
-                desc=settings.assignment,
+                desc=first.assignment if len(every) == 1 else "grading",
                 disable=not progress,
                 dynamic_ncols=True,
             )
-            futures = {pool.submit(grade_one, settings, s): s for s in todo}
+            futures = {pool.submit(grade_one, one, student): (one, student) for one, student in todo}
             for future in cf.as_completed(futures):
-                student = futures[future]
+                one, student = futures[future]
                 try:
                     result = future.result()
                 except Exception as error:  # a worker died: record it, the others go on
                     result = {"student": student, "error": f"grading worker failed: {error!r}"}
-                record = merge(gradebook, settings, result)
+                record = merge(gradebook, one, result)
                 records.append(record)
                 failed += record["status"] == "failed"
                 capped += record["capped"] is not None
@@ -592,11 +741,10 @@ def grade(
             bar.close()
         if gradebook is not None:
             gradebook.close()
-        shutil.rmtree(settings.work, ignore_errors=True)
-        try:
-            settings.work.parent.rmdir()  # .work/ itself, unless another assignment is being graded
-        except OSError:
-            pass
+        for one in every:
+            shutil.rmtree(one.work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            first.work.parent.rmdir()  # .work/ itself, unless another assignment is being graded
     return records
 
 
@@ -646,7 +794,8 @@ def summary(records: list[dict[str, Any]], seconds: float) -> str:
     lines = [f"graded {len(graded)} of {len(records)} submission(s) in {seconds:.1f} s"]
     for r in records:
         if r["status"] == "failed" or r["capped"]:
-            lines.append(f"  {r['student']}: {r['status']}, {r['capped'] or ''} {r['reason'] or ''}".rstrip())
+            why = f"{r['capped'] or ''} {r['reason'] or ''}".strip()
+            lines.append(f"  {r['assignment']} {r['student']}: {r['status']}, {why}")
     return "\n".join(lines)
 
 

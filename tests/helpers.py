@@ -37,3 +37,18 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
             f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
         )
     return result
+
+
+def grade_cli(course: Path, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the grading command as an instructor does (`python -m autograder grade NAME --course ...`)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", name, "--course", str(course), "--no-progress", *args],
+        cwd=ROOT,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if check:
+        assert result.returncode == 0, f"grade failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+    return result

@@ -14,7 +14,7 @@ from nbgrader.api import Gradebook
 
 from autograder import notebooks as nbtools
 from tests import catalogue
-from tests.helpers import ROOT, make_course, nbgrader, student_notebook, tool_env
+from tests.helpers import ROOT, grade_cli, make_course, nbgrader, student_notebook, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +29,7 @@ def _submit(course, student: str, nb) -> None:
 
 def _grade(course, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """The real command line, as an instructor runs it."""
-    result = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", NAME, "--course", str(course), "--no-progress", *args],
-        cwd=ROOT,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check:
-        assert result.returncode == 0, f"grade failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-    return result
+    return grade_cli(course, NAME, *args, check=check)
 
 
 def _scores(course) -> dict[str, dict[str, tuple[float | None, bool]]]:
