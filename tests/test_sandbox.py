@@ -313,6 +313,24 @@ def test_everyone_is_graded_as_honest_work_is(attacked):
     print(f"sandboxed grading of 6 submissions: {attacked['s']:.1f} s")
 
 
+def test_attacks_are_flagged_in_the_report(attacked):
+    """Does the class report flag each attacker with what it tried, and leave the honest student unflagged?"""
+    course = attacked["course"]
+    expected = {
+        "snoop": "reaches for course files",
+        "forger": "reaches for course files",
+        "caller": "opens network connections",
+        "lurker": "starts processes",
+    }
+    assert not _record(course, "honest")["flags"]
+    for student, flag in expected.items():
+        flags = _record(course, student)["flags"]
+        assert any(flag in f for f in flags), (student, flags)
+    page = (course / "autograder" / "reports" / NAME / "index.html").read_text()
+    for student, flag in expected.items():
+        assert student in page and flag in page, student
+
+
 def test_no_sandbox_refuses_unless_told(tmp_path):
     """Without bubblewrap, does the grader refuse and say what to do; with --no-sandbox, does it warn loudly
     and grade (and does the snooping attack then succeed, as the other tests assume it would)?"""
