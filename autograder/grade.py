@@ -149,7 +149,6 @@ def ensure_assignment(settings: Settings) -> None:
     """Make sure the course gradebook knows the assignment and its notebooks (nbgrader's generate_assignment
     records them); if it does not, run generate_assignment with its output in a scratch folder, so the
     released notebooks are left alone."""
-    import subprocess
 
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -168,28 +167,15 @@ def ensure_assignment(settings: Settings) -> None:
     except MissingEntry:
         pass
     scratch = settings.work / "release"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbgrader",
-            "generate_assignment",
-            settings.assignment,
-            "--force",
-            f"--CourseDirectory.release_directory={scratch}",
-            "--log-level=WARN",
-        ],
-        cwd=settings.course / "autograder",
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        check=False,
+    _nbgrader(
+        settings,
+        "generate_assignment",
+        settings.assignment,
+        "--force",
+        f"--CourseDirectory.release_directory={scratch}",
+        "--log-level=WARN",
+        announce=False,
     )
-    if result.returncode != 0:
-        raise SystemExit(
-            f"nbgrader generate_assignment {settings.assignment} failed:\n{result.stdout[-2000:]}"
-            f"{result.stderr[-4000:]}"
-        )
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -751,7 +737,8 @@ def _grade(
 # ------------------------------------------------------------------------------ collecting and reporting
 
 
-def _nbgrader(settings: Settings, *args: str) -> None:
+def _nbgrader(settings: Settings, *args: str, announce: bool = True) -> None:
+    """Run the nbgrader command line in the course's autograder folder; stop with its output if it fails."""
     import subprocess
 
     result = subprocess.run(
@@ -764,7 +751,8 @@ def _nbgrader(settings: Settings, *args: str) -> None:
     )
     if result.returncode != 0:
         raise SystemExit(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}")
-    print(f"nbgrader {' '.join(args)}: done", flush=True)
+    if announce:
+        print(f"nbgrader {' '.join(args)}: done", flush=True)
 
 
 def collect_from_exchange(settings: Settings) -> None:

@@ -243,3 +243,16 @@ def test_caps_stop_runaways_and_grade_what_ran(tmp_path):
     page = (course / "autograder" / "reports" / NAME / "index.html").read_text()
     assert all(student in page for student in CAPPED)
     shutil.rmtree(course)
+
+
+def test_grades_a_course_never_released(tmp_path):
+    """With no generate_assignment run yet, does the command record the assignment in the gradebook itself,
+    grade, and leave the released notebooks untouched?"""
+    course = make_course(tmp_path, [NAME])
+    released = course / "notebooks" / NAME / f"{NAME}.ipynb"
+    before = released.read_bytes()
+    _submit(course, "ada", student_notebook(NAME, {}))
+    _grade(course)
+    record = _record(course, "ada")
+    assert record["score"] == record["max_score"] > 0
+    assert released.read_bytes() == before
