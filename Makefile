@@ -20,11 +20,12 @@ GRADE_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup lab test release stamp images bench bench-grading grade report lint format clean-env
+.PHONY: help setup lab test browser-deps release stamp images bench bench-grading grade report lint format clean-env
 
 help:
 	@echo "make lab       set up .venv if needed, then open JupyterLab on notebooks/"
 	@echo "make test      set up .venv if needed, then run the whole test suite"
+	@echo "make browser-deps  install Chromium for the browser tests (Debian/Ubuntu packages, needs root or sudo)"
 	@echo "make release   regenerate notebooks/ from solutions/ (nbgrader generate_assignment)"
 	@echo "make stamp     write the Colab badge and setup cell into every solutions notebook"
 	@echo "make images    redraw images/ from the solutions notebooks and embed the previews"
@@ -54,7 +55,23 @@ lab: $(READY)
 # The suite runs $(JOBS) workers side by side, each starting kernels: one math thread each keeps them from
 # fighting over the cores (small tensors gain nothing from more).
 test: $(READY)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal --durations=25 $(PYTEST_ARGS)
+
+# The browser tests (tests/test_browser.py) drive the system's Chromium with Playwright (pinned in
+# requirements.txt); Playwright's own browser download is not used. Without Chromium those tests skip and say so.
+CHROMIUM ?= $(or $(COURSE_CHROMIUM),/usr/bin/chromium)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
+browser-deps: $(READY)
+	@if [ -x "$(CHROMIUM)" ]; then echo "Chromium: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	elif command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver"; \
+		$(SUDO) apt-get install -y chromium chromium-driver \
+			|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; } \
+			|| { echo "could not install Chromium: run as root or with sudo:" \
+				"sudo apt-get install chromium chromium-driver" >&2; exit 1; }; \
+	else echo "no apt-get here: install Chromium yourself and run the tests with" \
+		"COURSE_CHROMIUM=/path/to/chromium make test" >&2; exit 1; fi
+	@$(BIN)/python -c 'import playwright.sync_api' && echo "Playwright: $$($(BIN)/python -m pip show playwright | sed -n s/^Version:.//p)"
 
 release: $(READY)
 	$(BIN)/python -m autograder release $(NOTEBOOKS)

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
 import pytest
@@ -206,30 +207,27 @@ CAPPED = {
 def test_caps_stop_runaways_and_grade_what_ran(tmp_path):
     """Does a runaway submission get stopped by its CPU, memory or wall cap, graded on what ran, and reported,
     while a correct one in the same batch gets full marks?"""
-    course = make_course(tmp_path, [NAME])
-    nbgrader(course, "generate_assignment", NAME, "--force")
-    _submit(course, "ok", nbtools.read(nbtools.notebook_path(NAME)))
+    # Two classes graded side by side (the wall-capped pair mostly waits): CPU and memory caps with a wall
+    # budget far beyond them (CPU time accrues slowly on a busy machine), and the wall budget alone for the
+    # two that sleep.
+    by_cap = {"cpu": make_course(tmp_path / "cpu", [NAME]), "wall": make_course(tmp_path / "wall", [NAME])}
+    course_of = {student: by_cap["wall" if cap == "wall" else "cpu"] for student, (cap, _) in CAPPED.items()}
+    course_of["ok"] = by_cap["cpu"]
+    for course in by_cap.values():
+        nbgrader(course, "generate_assignment", NAME, "--force")
+    _submit(course_of["ok"], "ok", nbtools.read(nbtools.notebook_path(NAME)))
     for student, (_, source) in CAPPED.items():
-        _submit(course, student, student_notebook(NAME, {"make_linear": source}))
-    # CPU and memory caps with a wall budget far beyond them (CPU time accrues slowly on a busy machine),
-    # then the wall budget alone for the two that sleep.
-    _grade(
-        course,
-        "--jobs",
-        "3",
-        "--cpu",
-        "20",
-        "--wall",
-        "400",
-        "--memory",
-        "2",
-        *_students("ok", "spin", "hog"),
-    )
-    _grade(course, "--jobs", "2", "--wall", "40", *_students("nap", "mule"))
-    ok = _record(course, "ok")
+        _submit(course_of[student], student, student_notebook(NAME, {"make_linear": source}))
+    runs = [
+        (by_cap["cpu"], "--jobs", "3", "--cpu", "20", "--wall", "400", "--memory", "2"),
+        (by_cap["wall"], "--jobs", "2", "--wall", "40"),
+    ]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        list(pool.map(lambda run: _grade(*run), runs))
+    ok = _record(course_of["ok"], "ok")
     assert ok["capped"] is None and ok["score"] == ok["max_score"]
     for student, (cap, _) in CAPPED.items():
-        record = _record(course, student)
+        record = _record(course_of[student], student)
         assert record["status"] == "graded", (student, record["reason"])
         assert record["capped"] == cap, (student, record["capped"], record["reason"])
         assert record["reason"], student
@@ -240,9 +238,10 @@ def test_caps_stop_runaways_and_grade_what_ran(tmp_path):
             assert any(c["status"] == "not run" for c in record["cells"]), student
         else:
             assert all(c["status"] != "not run" for c in record["cells"]), student
-    page = (course / "autograder" / "reports" / NAME / "index.html").read_text()
-    assert all(student in page for student in CAPPED)
-    shutil.rmtree(course)
+        page = (course_of[student] / "autograder" / "reports" / NAME / "index.html").read_text()
+        assert student in page
+    for course in by_cap.values():
+        shutil.rmtree(course)
 
 
 def test_grades_a_course_never_released(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from tests.browser import stop_server
 from tests.helpers import NOTEBOOKS, ROOT, tool_env
 
 pytestmark = pytest.mark.slow
@@ -79,13 +79,7 @@ def test_make_lab_serves_the_notebooks_with_nbgrader():
         status, page = _get(f"{base}/lab?token={token}")
         assert status == 200 and "JupyterLab" in page
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_server(server)
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
 

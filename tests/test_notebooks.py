@@ -1,5 +1,6 @@
 """Are the notebooks runnable, clean, generated from solutions/, and built on the template?"""
 
+import ast
 import base64
 import copy
 import filecmp
@@ -144,6 +145,31 @@ def test_student_version_has_no_solutions_or_hidden_tests(name):
     nb = json.loads(text)
     stubs = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
     assert stubs and all("raise NotImplementedError()" in "".join(c["source"]) for c in stubs)
+
+
+# Plotting calls that return an object: as a cell's last line, the notebook prints it above the figure
+# (`[Text(0.5, 0, 'step'), ...]`, `<matplotlib.legend.Legend at 0x...>`) unless the line ends with `;`.
+PLOT_CALLS_WITH_RESULT = {
+    "set", "set_title", "set_xlabel", "set_ylabel", "set_xlim", "set_ylim", "set_xticks", "set_yticks",
+    "legend", "axis", "plot", "scatter", "bar", "barh", "hist", "imshow", "text", "annotate", "colorbar",
+    "suptitle", "axhline", "axvline", "fill_between", "errorbar", "semilogy", "loglog",
+}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_cell_prints_a_plot_call_result(name):
+    """Does no code cell end with a plotting call whose return value the notebook would print?"""
+    stray = []
+    for index, cell in enumerate(nbtools.read(nbtools.notebook_path(name)).cells):
+        if cell.cell_type != "code" or cell.source.rstrip().endswith(";"):
+            continue
+        body = ast.parse(cell.source).body
+        last = body[-1] if body else None
+        if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+            function = last.value.func
+            if isinstance(function, ast.Attribute) and function.attr in PLOT_CALLS_WITH_RESULT:
+                stray.append(f"cell {index}: {cell.source.rstrip().splitlines()[-1]}")
+    assert not stray, f"{name}: end these lines with ';' so the figure shows alone: {stray}"
 
 
 def test_ruff_passes_on_code_and_notebooks():
