@@ -23,7 +23,7 @@ from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Float
+from traitlets import Enum, Float
 
 #: What the last ``preprocess`` call saw: per-cell seconds and status, why it stopped, kernel CPU and memory.
 LAST_RUN: dict[str, Any] = {}
@@ -103,8 +103,26 @@ def _error_output(ename: str, evalue: str) -> NotebookNode:
     )
 
 
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (the sandbox's supervisor, bwrap, the kernel and its children)."""
+def _children_of(pid: int) -> list[int]:
+    """The children of one process, from /proc/PID/task/*/children (a thread's children are listed under
+    that thread); a process that is gone has none."""
+    children: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children.extend(int(child) for child in f.read().split())
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+    return children
+
+
+def _scan_children() -> dict[int, list[int]]:
+    """``{parent: [children]}`` of every process, from a scan of /proc (where the children files are
+    missing: kernels built without CONFIG_PROC_CHILDREN)."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -115,11 +133,22 @@ def _descendants(pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+#: Does this machine's /proc list each process's children? Reading those few files is much cheaper than a
+#: scan of every process on the machine, and the stats are taken after every cell.
+_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the sandbox's supervisor, bwrap, the kernel and its children)."""
+    table = None if _CHILDREN_FILES else _scan_children()
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
         found.append(current)
-        todo.extend(children.get(current, []))
+        todo.extend(_children_of(current) if table is None else table.get(current, []))
     return found
 
 
@@ -149,6 +178,14 @@ class CappedExecute(Execute):
         config=True
     )
     cpu_limit = Float(0.0, help="The kernel's CPU-time cap in seconds, for the report only.").tag(config=True)
+    # Once the last cell has replied (and its outputs are in: nbclient waits for the kernel to go idle), the
+    # kernel's state is thrown away: kill it rather than let it finalize. A graceful shutdown of a kernel
+    # that imported PyTorch spends 1.5-2 s, most of it CPU in the interpreter's garbage collection at exit.
+    shutdown_kernel = Enum(
+        ["graceful", "immediate"],
+        default_value="immediate",
+        help="How the kernel ends after the last cell (immediate: killed with its process group).",
+    ).tag(config=True)
 
     def _kernel_pid(self) -> int | None:
         provisioner = getattr(self.km, "provisioner", None)

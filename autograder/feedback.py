@@ -26,12 +26,16 @@ Scores are untouched: they come from cell metadata that GetGrades fills in befor
 from __future__ import annotations
 
 import html
+import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 import jinja2
 import jinja2.bccache
 from nbconvert.exporters import HTMLExporter
 from nbconvert.exporters.exporter import ResourcesDict
+from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.preprocessors import Preprocessor
 from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Unicode
@@ -158,12 +162,76 @@ class _MemoryBytecodeCache(jinja2.BytecodeCache):
 _BYTECODE = _MemoryBytecodeCache()
 
 
+class _Memo:
+    """Results of a pure function of strings, kept for the life of a process; emptied when it holds more
+    than ``limit`` characters, so a long run cannot grow it without bound."""
+
+    def __init__(self, limit: int = 64 * 2**20) -> None:
+        self.store: dict[Any, str] = {}
+        self.size = 0
+        self.limit = limit
+
+    def get(self, key: Any, compute: Callable[[], str]) -> str:
+        try:
+            return self.store[key]
+        except KeyError:
+            pass
+        value = compute()
+        size = len(value) + sum(len(part) for part in key if isinstance(part, str))
+        if self.size + size > self.limit:
+            self.store.clear()
+            self.size = 0
+        self.store[key] = value
+        self.size += size
+        return value
+
+
+_HIGHLIGHT = _Memo()
+_MARKDOWN = _Memo()
+
+
+class _CachedHighlight:
+    """An nbconvert ``Highlight2HTML`` filter whose results are memoized (pygments, a pure function of the
+    source, the language, the lexer and the formatter options)."""
+
+    def __init__(self, highlight: Highlight2HTML) -> None:
+        self.highlight = highlight
+        self.options = json.dumps(highlight.extra_formatter_options, sort_keys=True, default=repr)
+
+    def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
+        # The only metadata the highlighter reads (nbconvert.filters.highlight._pygments_highlight).
+        magics = metadata.get("magics_language") if metadata else None
+        key = (str(source), language or "", str(magics), str(self.highlight.pygments_lexer), self.options)
+        return _HIGHLIGHT.get(key, lambda: self.highlight(source, language, metadata))
+
+
 class CachedHTMLExporter(HTMLExporter):
     """nbconvert's HTML exporter with its compiled templates cached across instances: nbgrader makes a new
     exporter for every feedback file, and compiling the feedback templates was most of its cost. The
-    grading command's workers use it; the rendered HTML is the same."""
+    grading command's workers use it; the rendered HTML is the same. The filters that dominate rendering
+    the cells (syntax highlighting, markdown) are memoized across instances too: the cells that are the
+    same in every submission (instructions, setup, tests) are rendered once per worker."""
 
     def _create_environment(self):  # type: ignore[no-untyped-def]
         environment = super()._create_environment()
         environment.bytecode_cache = _BYTECODE
         return environment
+
+    def register_filter(self, name: str, jinja_filter: Any) -> Any:
+        """Memoize the syntax highlighter HTMLExporter registers for each notebook."""
+        if name == "highlight_code" and type(jinja_filter) is Highlight2HTML:
+            jinja_filter = _CachedHighlight(jinja_filter)
+        return super().register_filter(name, jinja_filter)
+
+    @jinja2.pass_context
+    def markdown2html(self, context: Any, source: str) -> str:
+        """HTMLExporter's markdown filter, memoized for cells without attachments when images are not
+        embedded: the output then depends only on the source and the exporter's settings."""
+        if self.embed_images or context.get("cell", {}).get("attachments"):
+            return super().markdown2html(context, source)
+        key = (
+            str(source),
+            repr((self.anchor_link_text, self.exclude_anchor_links)),
+            json.dumps(self.lexer_options, sort_keys=True, default=repr),
+        )
+        return _MARKDOWN.get(key, lambda: super(CachedHTMLExporter, self).markdown2html(context, source))

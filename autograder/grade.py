@@ -336,7 +336,10 @@ def grade_one(settings: Settings, student: str) -> dict[str, Any]:
         capped.EVIDENCE_KEY = key.encode()
         os.environ["AUTOGRADER_EVIDENCE_KEY"] = key
         started = time.monotonic()
-        outcome = api.autograde(settings.assignment, student, force=True, create=True)
+        try:
+            outcome = api.autograde(settings.assignment, student, force=True, create=True)
+        finally:
+            _remove_scratch(root)
         result["autograde_seconds"] = time.monotonic() - started
         result["run"] = json.loads(json.dumps(capped.LAST_RUN, default=str))
         if not outcome.get("success"):
@@ -357,6 +360,13 @@ def grade_one(settings: Settings, student: str) -> dict[str, Any]:
         result["error"] = traceback.format_exc(limit=3)[-2000:]
     result["seconds"] = time.monotonic() - began
     return result
+
+
+def _remove_scratch(root: Path) -> None:
+    """Remove the sandbox's scratch copies of the working folder (autograder/sandbox.py) left by kernels
+    killed at the end of their notebook: their launcher had no time to remove them."""
+    for folder in (root / "sandbox").glob("cwd-*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _scan(target: Path, assignment: str, release: Path) -> list[str]:
@@ -710,7 +720,10 @@ def _grade(
                 dynamic_ncols=True,
             )
             futures = {pool.submit(grade_one, one, student): (one, student) for one, student in todo}
-            for future in cf.as_completed(futures):
+            workers = min(first.jobs, len(todo))
+            for done, future in enumerate(cf.as_completed(futures), start=1):
+                if len(todo) - done < workers:
+                    _load_report_libraries()  # a worker has nothing left to do: use its core meanwhile
                 one, student = futures[future]
                 try:
                     result = future.result()
@@ -732,6 +745,16 @@ def _grade(
         with contextlib.suppress(OSError):
             first.work.parent.rmdir()  # .work/ itself, unless another assignment is being graded
     return records
+
+
+def _load_report_libraries() -> None:
+    """Import what the class report draws with (matplotlib: most of a second), once the last submissions
+    are being graded and a core is free, rather than after grading, when the report is all there is."""
+    with contextlib.suppress(Exception):
+        import matplotlib.figure  # noqa: F401
+        from matplotlib.backends import backend_agg  # noqa: F401
+
+        from autograder import report  # noqa: F401
 
 
 # ------------------------------------------------------------------------------ collecting and reporting

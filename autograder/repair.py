@@ -21,6 +21,7 @@ Each repair adds a flag (shown in the class report); what cannot be graded gets 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import json
@@ -774,12 +775,27 @@ def _restored_cell(
     return cell
 
 
+#: nbgrader's verdicts on cells so far, by cell type and nbgrader metadata (all its validator reads): the
+#: released cells come back in every submission, and each verdict costs a JSON schema check.
+_VERDICTS: dict[str, bool] = {}
+
+
 def _validates(cell: dict) -> bool:
     """Does nbgrader's own metadata validator accept this cell?"""
+    key = None
+    meta = cell.get("metadata") if isinstance(cell, nbformat.NotebookNode) else None
+    if isinstance(meta, dict) and isinstance(meta.get("nbgrader"), dict) and "cell_type" in cell:
+        with contextlib.suppress(TypeError, ValueError):
+            key = json.dumps([cell["cell_type"], meta["nbgrader"]], sort_keys=True)
+    if key is not None and key in _VERDICTS:
+        return _VERDICTS[key]
     from nbgrader.nbgraderformat import MetadataValidator
 
     try:
         MetadataValidator().validate_cell(cell)
+        verdict = True
     except Exception:
-        return False
-    return True
+        verdict = False
+    if key is not None and len(_VERDICTS) < 10_000:
+        _VERDICTS[key] = verdict
+    return verdict
