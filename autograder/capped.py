@@ -8,13 +8,9 @@ The grading command (autograder/grade.py) puts ``CappedExecute`` in place of ``E
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import hmac
 import json
 import math
 import os
-import re
 import signal
 import time
 from typing import Any
@@ -24,6 +20,8 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Enum, Float
+
+from course_lib.protocol import missing_evidence
 
 #: What the last ``preprocess`` call saw: per-cell seconds and status, why it stopped, kernel CPU and memory.
 LAST_RUN: dict[str, Any] = {}
@@ -36,58 +34,6 @@ EVIDENCE_KEY: bytes | None = None
 CELL_OUTPUT_LIMIT = 1_000_000
 NOTEBOOK_OUTPUT_LIMIT = 5_000_000
 SMALL_OUTPUT_LIMIT = 20_000
-
-_EVIDENCE = re.compile(
-    r"\[grading evidence (?P<name>\w+) hidden=(?P<hidden>[01]) seed=(?P<seed>-?\d+) checks=(?P<checks>\d+) "
-    r"n=(?P<n>\d+) (?P<tag>[0-9a-f]{16})\]"
-)
-
-
-def expected_checks(source: str) -> list[tuple[str, int, int]]:
-    """The check calls a test cell makes: ``[(exercise, hidden, seed)]`` (``checks.check_x(..., hidden=True,
-    seed=N)``; constants only, which is how the course writes them)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if not name.startswith("check_"):
-            continue
-        values = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
-        found.append(
-            (name.removeprefix("check_"), int(bool(values.get("hidden", False))), int(values.get("seed", 0)))
-        )
-    return found
-
-
-def missing_evidence(source: str, stdout: str, key: bytes) -> list[str]:
-    """The check calls of a test cell that left no valid, distinct evidence line in its output."""
-    lines = [m.groupdict() for m in _EVIDENCE.finditer(stdout)]
-    used: set[str] = set()
-    missing = []
-    for name, hidden, seed in expected_checks(source):
-        for line in lines:
-            if line["n"] in used or (line["name"], int(line["hidden"]), int(line["seed"])) != (
-                name,
-                hidden,
-                seed,
-            ):
-                continue
-            message = f"{name}|{hidden}|{seed}|{line['checks']}|{line['n']}"
-            if hmac.compare_digest(
-                hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:16], line["tag"]
-            ):
-                used.add(line["n"])
-                break
-        else:
-            missing.append(f"check_{name}(hidden={bool(hidden)}, seed={seed})")
-    return missing
-
 
 REASONS = {
     "wall": "the submission used up its wall-time budget of {wall:g} s",
@@ -311,16 +257,16 @@ class CappedExecute(Execute):
             for o in cell.outputs
             if o.get("output_type") == "stream" and o.get("name") == "stdout"
         )
-        missing = missing_evidence(cell.source, stdout, EVIDENCE_KEY)
+        missing = ", ".join(map(str, missing_evidence(cell.source, stdout, EVIDENCE_KEY)))
         if missing:
             grade_id = meta.get("grade_id", index)
             LAST_RUN["flags"].append(
-                f"{grade_id}: test cell ran without proof from its checks ({', '.join(missing)})"
+                f"{grade_id}: test cell ran without proof from its checks ({missing})"
             )
             cell.outputs.append(
                 _error_output(
                     "GradingEvidenceMissing",
-                    f"this test cell finished, but {', '.join(missing)} left no proof that it ran and "
+                    f"this test cell finished, but {missing} left no proof that it ran and "
                     "passed: code in the notebook changed how cells run, or printed a fake success line",
                 )
             )

@@ -40,11 +40,11 @@ from nbconvert.preprocessors import Preprocessor
 from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Unicode
 
+from course_lib.protocol import strip_evidence
+
 PLACEHOLDER = "# hidden tests: not shown (their results are reported below)"
 SCRUBBED = "(line of a hidden test, not shown)"
 
-# The signed lines the checks print for the grader (autograder/capped.py): no use to a student.
-_EVIDENCE_LINE = re.compile(r"^\[grading evidence [^\n]*\]\n?", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A hidden line shorter than this must match an output line exactly to be scrubbed; a longer one is also
 # found inside a longer output line (a quoted source line with a prefix, such as a line number).
@@ -137,7 +137,7 @@ def _clean_output(output: NotebookNode, scrubber: _Scrubber) -> None:
     elif kind == "stream":
         text = output.get("text", "")
         text = "".join(text) if isinstance(text, list) else text
-        output["text"] = scrubber.text(_EVIDENCE_LINE.sub("", text))
+        output["text"] = scrubber.text(strip_evidence(text))  # evidence: no use to a student
     elif kind in ("display_data", "execute_result"):
         data = output.get("data", {})
         for mime in _TEXT_TYPES:

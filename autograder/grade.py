@@ -39,6 +39,13 @@ from typing import Any
 
 from autograder import sandbox
 from autograder.execute import tool_env
+from course_lib.protocol import (
+    ENV_CPU_SECONDS,
+    ENV_EVIDENCE_KEY,
+    ENV_MEMORY_BYTES,
+    exercise_of,
+    refused_names,
+)
 
 AUTOGRADER = Path(__file__).resolve().parent
 KERNEL_LAUNCHER = AUTOGRADER / "kernel.py"
@@ -230,8 +237,8 @@ def _worker_setup(settings: Settings) -> None:
                 "display_name": "Python 3 (grading, capped)",
                 "language": "python",
                 "env": {
-                    "AUTOGRADER_CPU_SECONDS": str(int(settings.cpu)),
-                    "AUTOGRADER_MEMORY_BYTES": str(int(settings.memory_gib * 2**30)),
+                    ENV_CPU_SECONDS: str(int(settings.cpu)),
+                    ENV_MEMORY_BYTES: str(int(settings.memory_gib * 2**30)),
                     **(sandbox.kernel_env(str(root), str(sockets)) if settings.sandbox else {}),
                 },
                 # Interrupts go as messages: a signal to the sandbox's process group may not reach the kernel.
@@ -334,7 +341,7 @@ def grade_one(settings: Settings, student: str) -> dict[str, Any]:
         # A fresh key per submission: the kernel's checks sign what passed with it (autograder/capped.py).
         key = secrets.token_hex(32)
         capped.EVIDENCE_KEY = key.encode()
-        os.environ["AUTOGRADER_EVIDENCE_KEY"] = key
+        os.environ[ENV_EVIDENCE_KEY] = key
         started = time.monotonic()
         try:
             outcome = api.autograde(settings.assignment, student, force=True, create=True)
@@ -409,10 +416,7 @@ def _last_error(outcome: dict[str, Any]) -> str:
 def _exercise_of(grade_id: str | None, exercises: list[str]) -> str | None:
     if not grade_id:
         return None
-    for exercise in sorted(exercises, key=len, reverse=True):
-        if grade_id == exercise or grade_id.startswith(f"test_{exercise}"):
-            return exercise
-    return None
+    return grade_id if grade_id in exercises else exercise_of(grade_id, exercises)
 
 
 def apply_grades(gb: Any, settings: Settings, student: str, grades: dict[str, Any] | None) -> None:
@@ -549,10 +553,9 @@ def _runtime_flags(cell: Any, grade_id: str, error: dict[str, Any]) -> list[str]
     while the hidden ones failed (outputs hard-coded for the visible cases look like this)."""
     flags = []
     evalue = str(error.get("evalue", ""))
-    if "the checks refuse to run because code in this notebook replaced" in evalue:
-        flags.append(
-            f"{grade_id}: the checks refused to run: {evalue.split('replaced', 1)[1].split('.')[0].strip()}"
-        )
+    refused = refused_names(evalue)
+    if refused is not None:
+        flags.append(f"{grade_id}: the checks refused to run: {refused}")
     stdout = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
     if "✓" in stdout and "hidden=True" in cell.get("source", "") and error.get("ename") == "CheckFailure":
         flags.append(f"{grade_id}: passes the visible tests but fails the hidden ones (hard-coded for them?)")

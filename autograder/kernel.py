@@ -1,10 +1,10 @@
 """Start a grading kernel with resource caps: ``python kernel.py -f CONNECTION_FILE``.
 
 The grading command writes a kernelspec whose argv runs this file (by path, so it works from any working
-directory; standard library only). It caps the kernel's CPU time and address space with setrlimit, and
-dies with the grading worker. Then it either supervises the kernel in its bubblewrap sandbox
-(autograder/sandbox.py: it stays the kernel's parent and ends as the kernel ends, with the same signal), or,
-with --no-sandbox, replaces itself with ipykernel:
+directory; it needs only the standard library and course_lib.protocol). It caps the kernel's CPU time and
+address space with setrlimit, and dies with the grading worker. Then it either supervises the kernel in its
+bubblewrap sandbox (autograder/sandbox.py: it stays the kernel's parent and ends as the kernel ends, with
+the same signal), or, with --no-sandbox, replaces itself with ipykernel:
 
 - AUTOGRADER_CPU_SECONDS: CPU seconds for the whole kernel; at the limit the kernel gets SIGXCPU and dies,
   and the grader reports the submission as capped ("cpu") and grades the cells that ran.
@@ -21,26 +21,25 @@ import os
 import resource
 import sys
 
+from course_lib import protocol
+
 # What the kernel process runs: take the evidence key from its pipe before any notebook code runs, make it
 # available to course_lib's checks as a signing function only, then start ipykernel as its launcher does.
 BOOT = """
 import os, sys
 if sys.path and sys.path[0] == "":
     del sys.path[0]
-fd = os.environ.pop("AUTOGRADER_EVIDENCE_FD", None)
+from course_lib import protocol
+fd = os.environ.pop(protocol.ENV_EVIDENCE_FD, None)
 if fd is not None:
-    import hashlib, hmac, types
+    import types
 
-    def _signer(key):
-        def sign(message):
-            return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:16]
-        return sign
-
-    evidence = types.ModuleType("_course_evidence")
-    evidence.sign = _signer(os.read(int(fd), 4096))
+    evidence = types.ModuleType(protocol.EVIDENCE_MODULE)
+    evidence.sign = protocol.signer(os.read(int(fd), 4096))
     os.close(int(fd))
-    sys.modules["_course_evidence"] = evidence
-    del evidence, fd
+    sys.modules[protocol.EVIDENCE_MODULE] = evidence
+    del evidence, fd, types
+del protocol
 from ipykernel import kernelapp
 kernelapp.launch_new_instance()
 """
@@ -69,23 +68,23 @@ def _die_with_parent() -> None:
 
 def main() -> None:
     _die_with_parent()
-    cpu = int(os.environ.get("AUTOGRADER_CPU_SECONDS", "0") or 0)
-    memory = int(os.environ.get("AUTOGRADER_MEMORY_BYTES", "0") or 0)
+    cpu = int(os.environ.get(protocol.ENV_CPU_SECONDS, "0") or 0)
+    memory = int(os.environ.get(protocol.ENV_MEMORY_BYTES, "0") or 0)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a capped kernel leaves no core file behind
     if cpu > 0:
         _limit(resource.RLIMIT_CPU, cpu)
     if memory > 0:
         _limit(resource.RLIMIT_AS, memory)
     command = [sys.executable, "-c", BOOT, *sys.argv[1:]]
-    key = os.environ.pop("AUTOGRADER_EVIDENCE_KEY", "")
+    key = os.environ.pop(protocol.ENV_EVIDENCE_KEY, "")
     if key:
         # The evidence key goes through a pipe, so it is in no environment /proc could show the student.
         read_end, write_end = os.pipe()
         os.write(write_end, key.encode())
         os.close(write_end)
         os.set_inheritable(read_end, True)
-        os.environ["AUTOGRADER_EVIDENCE_FD"] = str(read_end)
-    spec = os.environ.pop("AUTOGRADER_SANDBOX", "")
+        os.environ[protocol.ENV_EVIDENCE_FD] = str(read_end)
+    spec = os.environ.pop(protocol.ENV_SANDBOX, "")
     if spec:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import sandbox  # autograder/sandbox.py, next to this file

@@ -21,9 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from course_lib.protocol import NOT_IMPLEMENTED, likely_mistake
+
 log = logging.getLogger(__name__)
 
-NOT_IMPLEMENTED = "not implemented yet"
 MAX_KEY_LENGTH = 120
 TOP_MESSAGES = 5
 SLOWEST_SUBMISSIONS = 5
@@ -31,7 +32,6 @@ SLOWEST_CELLS = 10
 MAX_LISTED_STUDENTS = 30
 FIGURES = ("score_histogram.png", "failures.png")
 
-_MISTAKE = re.compile(r"^\s*likely mistake:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 _DIMENSIONS = re.compile(r"(?<![\w.])\d+(?:x\d+)+\b")  # "2x3" in "shapes cannot be multiplied (2x3 and 4x5)"
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -41,9 +41,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def failure_key(ename: str, evalue: str) -> str:
     """The group of a failure: its likely mistake, "not implemented yet", or its normalised first line."""
     text = _ANSI.sub("", evalue or "")
-    match = _MISTAKE.search(text)
-    if match:
-        return _truncate(" ".join(match.group(1).split()))
+    mistake = likely_mistake(text)
+    if mistake:
+        return _truncate(mistake)
     if NOT_IMPLEMENTED in text.lower() or ename == "NotImplementedError":
         return NOT_IMPLEMENTED
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -43,6 +43,8 @@ import subprocess
 import sys
 from typing import NoReturn
 
+from course_lib.protocol import ENV_SANDBOX
+
 #: Size of the kernel's private /tmp (it lives in memory: a full /tmp fails the write, not the machine).
 TMP_BYTES = 512 * 2**20
 #: The kernel's home folder, inside its private /tmp.
@@ -252,7 +254,7 @@ def kernel_env(root: str, sockets: str) -> dict[str, str]:
         "home_files": _home_files(),
         "tmp_bytes": TMP_BYTES,
     }
-    return {"AUTOGRADER_SANDBOX": json.dumps(spec)}
+    return {ENV_SANDBOX: json.dumps(spec)}
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+import course_lib.checks  # noqa: F401 - records PyTorch's functions and the checks before student code runs
 from course_lib.devices import describe_devices
 from course_lib.seeding import seed_everything
 

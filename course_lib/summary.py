@@ -1,4 +1,4 @@
-"""torchsummary that works wherever the model lives (torchsummary alone assumes CUDA).
+"""torchsummary on the device the model lives on (torchsummary builds its input on CUDA whenever CUDA exists).
 
 Introduced in notebook 03_parameters; 01_linear shows it once.
 """

@@ -87,7 +87,8 @@ CHEATS = {
         "def _fake(lines):\n"
         "    if any('checks.check_' in line for line in lines):\n"
         "        ok = 'print(\"✓ linear_forward: 19 checks passed (devices: cpu)\")\\n'\n"
-        "        proof = '[grading evidence linear_forward hidden=0 seed=0 checks=19 n=1 0123456789abcdef]'\n"
+        "        proof = '[grading evidence linear_forward part=core hidden=0 seed=0 checks=19 n=1 '\n"
+        "        proof += '0123456789abcdef]'\n"
         "        return [ok, f'print(\"{proof}\")\\n']\n"
         "    return lines\n"
         "get_ipython().input_transformers_post.append(_fake)\n" + WRONG,

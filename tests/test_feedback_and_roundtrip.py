@@ -30,7 +30,16 @@ from nbgrader.api import Gradebook
 from autograder import notebooks as nbtools
 from autograder.feedback import PLACEHOLDER, SCRUBBED, HideHiddenTests
 from tests import catalogue
-from tests.helpers import NOTEBOOKS, ROOT, make_course, nbgrader, solution_sources, student_notebook, tool_env
+from tests.helpers import (
+    NOTEBOOKS,
+    ROOT,
+    grade_cli,
+    make_course,
+    nbgrader,
+    solution_sources,
+    student_notebook,
+    tool_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -270,25 +279,7 @@ def test_round_trip_through_the_exchange(tmp_path):
     # nbgrader autograde.
     with open(course / "autograder" / "nbgrader_config.py", "a", encoding="utf-8") as config:
         config.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
-    graded = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autograder",
-            "grade",
-            NAME,
-            "--collect",
-            "--course",
-            str(course),
-            "--no-progress",
-        ],
-        cwd=ROOT,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert graded.returncode == 0, graded.stdout + graded.stderr
+    graded = grade_cli(course, NAME, "--collect")
     assert "nbgrader collect" in graded.stdout and "2 to grade" in graded.stdout, graded.stdout
     for student in students:
         record = json.loads((course / "autograder" / "grading" / NAME / f"{student}.json").read_text())

@@ -19,7 +19,7 @@ from nbgrader.api import Gradebook
 from autograder import notebooks as nbtools
 from autograder.simulate import student_notebook, submit
 from tests import catalogue
-from tests.helpers import ROOT, make_course, nbgrader, tool_env
+from tests.helpers import ROOT, grade_cli, make_course, nbgrader, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -145,14 +145,6 @@ def test_kill_nine_then_resume(tmp_path):
 
     # The same submissions graded again: the same results.
     recorded = {p.stem: json.loads(p.read_text())["exercises"] for p in records.glob("*.json")}
-    again = subprocess.run(
-        _command(course, "--jobs", "2", "--force"),
-        cwd=ROOT,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert again.returncode == 0, again.stdout + again.stderr
+    grade_cli(course, NAME, "--jobs", "2", "--force")
     assert _scores(course) == scores
     assert {p.stem: json.loads(p.read_text())["exercises"] for p in records.glob("*.json")} == recorded

@@ -46,3 +46,20 @@ def test_bad_input_size_is_explained():
     """A bare int for input_size is refused with the tuple form to use."""
     with pytest.raises(TypeError, match=r"\(4,\)"):
         summary(nn.Linear(4, 2), 4)
+
+
+def test_what_01_linear_says_of_torchsummary(capsys):
+    """Does torchsummary itself run without a GPU (its default device="cuda" falls back to CPU tensors), and
+    does it feed float32 whatever the model's dtype, as 01_linear says?"""
+    import torch
+    import torchsummary
+
+    model = nn.Sequential(nn.Linear(4, 2))
+    if not torch.cuda.is_available():
+        torchsummary.summary(model, (4,))  # default device="cuda", no GPU: runs on the CPU
+        assert "Total params: 10" in capsys.readouterr().out
+    else:  # with CUDA its input goes to the GPU while this model stays on the CPU
+        with pytest.raises(RuntimeError):
+            torchsummary.summary(model, (4,))
+    with pytest.raises(RuntimeError, match="dtype|Double|Float"):
+        torchsummary.summary(model.double(), (4,), device="cpu")

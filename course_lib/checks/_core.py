@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from course_lib import protocol
 from course_lib.checks._integrity import ORIGINALS, protect_module, tampered
 from course_lib.devices import available_devices
 
@@ -82,8 +83,12 @@ class Exercise:
         self.checks_passed = 0
         self.warnings: list[str] = []
         self._catcher: warnings.catch_warnings | None = None
-        # The check function creating this (every check_x has keyword arguments hidden and seed).
+        # The check function creating this (every check_x has keyword arguments hidden and seed, and those
+        # of exercises with two test cells also part).
         caller = sys._getframe(1).f_locals
+        self.part = caller.get("part", protocol.CORE)
+        if self.part not in protocol.PARTS:
+            raise ValueError(f"part must be one of {protocol.PARTS}, got {self.part!r}")
         self._call = (int(bool(caller.get("hidden", False))), int(caller.get("seed", 0) or 0))
 
     # -- context -------------------------------------------------------------------------------
@@ -100,30 +105,27 @@ class Exercise:
         if exc_type is None:
             self._refuse_if_tampered()
             devices = ", ".join(str(device) for device in self.devices)
-            print(f"✓ {self.name}: {self.checks_passed} checks passed (devices: {devices})")
+            label = protocol.PART_LABELS[self.part]
+            print(f"✓ {self.name}{label}: {self.checks_passed} checks passed (devices: {devices})")
             self._evidence()
         return False
 
     def _evidence(self) -> None:
         """When a grader started this kernel, print a line signed with its key, which only a check that
         really ran and passed prints: the grader gives a test cell its points only with it."""
-        evidence = sys.modules.get("_course_evidence")
+        evidence = sys.modules.get(protocol.EVIDENCE_MODULE)
         if evidence is None:
             return
-        number = next(_SEQUENCE)
         hidden, seed = self._call
-        message = f"{self.name}|{hidden}|{seed}|{self.checks_passed}|{number}"
-        print(
-            f"[grading evidence {self.name} hidden={hidden} seed={seed} checks={self.checks_passed} "
-            f"n={number} {evidence.sign(message)}]"
-        )
+        line = protocol.Evidence(self.name, self.part, hidden, seed, self.checks_passed, next(_SEQUENCE))
+        print(line.line(evidence.sign))
 
     def _refuse_if_tampered(self) -> None:
         problems = tampered()
         if problems:
             listed = ", ".join(problems[:8]) + (" ..." if len(problems) > 8 else "")
             raise CheckFailure(
-                f"{self.name}: the checks refuse to run because code in this notebook replaced {listed}. "
+                f"{self.name}: {protocol.REFUSAL} {listed}. "
                 "The tests compare your results with PyTorch's; replacing its functions cannot pass them. "
                 "Remove that code and restart the kernel (Kernel > Restart Kernel and Run All Cells)."
             )
@@ -133,16 +135,10 @@ class Exercise:
         self, problem: str, *, case: str | None = None, mistake: str | None = None, fix: str | None = None
     ) -> NoReturn:
         """Raise a :class:`CheckFailure` naming the problem, the case it showed in, and the likely mistake."""
-        lines = [f"{self.name}: {problem}"]
-        if case:
-            lines.append(f"  case: {case}")
-        if mistake:
-            lines.append(f"  likely mistake: {mistake}")
-        if fix:
-            lines.append(f"  fix: {fix}")
-        if self.warnings:
-            lines.append(f"  (your code also warned: {self.warnings[0]})")
-        raise CheckFailure("\n".join(lines))
+        warned = self.warnings[0] if self.warnings else None
+        raise CheckFailure(
+            protocol.failure_text(self.name, problem, case=case, mistake=mistake, fix=fix, warned=warned)
+        )
 
     def passed(self, count: int = 1) -> None:
         """Count checks that passed (reported in the success line)."""
@@ -171,7 +167,7 @@ class Exercise:
             return func(*args, **kwargs)
         except NotImplementedError:
             self.fail(
-                "not implemented yet",
+                protocol.NOT_IMPLEMENTED,
                 fix="replace `raise NotImplementedError()` in the solution cell with your code, "
                 "then run the solution cell and this test cell again",
             )
@@ -297,4 +293,5 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+protect_module(protocol.__name__)
 protect_module(__name__)

@@ -16,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 from course_lib.checks._core import Exercise, dtype_on
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
 __all__ = ["check_linear_forward", "check_make_linear", "check_linear_param_count"]
 
@@ -51,29 +52,40 @@ def _describe_case(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return f"x {_shape(x)}, weight {_shape(weight)}, bias {_shape(bias)}, {dtype} on {x.device}"
 
 
-_VISIBLE_CASES = [
-    _Case((2, 3), 4, True, torch.float32),
-    _Case((4, 4), 4, True, torch.float32),  # square weight: catches a missing transpose
-    _Case((3, 2), 3, True, torch.float32),  # batch == out_features: catches bias on the wrong axis
-    _Case((3,), 2, True, torch.float32),  # 1-D input
-    _Case((2, 5, 3), 4, False, torch.float32),  # 3-D input, no bias
-]
+# The core cases: 2-D input with a bias. The edge cases: other input ranks and no bias.
+_VISIBLE_CASES = {
+    CORE: [
+        _Case((2, 3), 4, True, torch.float32),
+        _Case((4, 4), 4, True, torch.float32),  # square weight: catches a missing transpose
+        _Case((3, 2), 3, True, torch.float32),  # batch == out_features: catches bias on the wrong axis
+    ],
+    EDGE: [
+        _Case((3,), 2, True, torch.float32),  # 1-D input
+        _Case((2, 5, 3), 4, False, torch.float32),  # 3-D input, no bias
+        _Case((4, 3), 2, False, torch.float32),  # 2-D input, no bias
+    ],
+}
 
 
-def _hidden_cases(seed: int) -> list[_Case]:
+def _hidden_cases(seed: int, part: str = CORE) -> list[_Case]:
     generator = torch.Generator().manual_seed(seed)
 
     def draw(low: int, high: int) -> int:
         return int(torch.randint(low, high + 1, (1,), generator=generator))
 
     cases = []
+    if part == CORE:
+        for dtype in (torch.float32, torch.float64):
+            for _ in range(3):
+                cases.append(_Case((draw(1, 6), draw(1, 9)), draw(1, 9), True, dtype))
+        size = draw(2, 7)
+        cases.append(_Case((size, size), size, True, torch.float64))  # square, random size
+        return cases
     for dtype in (torch.float32, torch.float64):
         for leading in (0, 1, 2, 3):
             in_features, out_features = draw(1, 9), draw(1, 9)
             shape = tuple(draw(1, 5) for _ in range(leading)) + (in_features,)
             cases.append(_Case(shape, out_features, bool(draw(0, 1)), dtype))
-    size = draw(2, 7)
-    cases.append(_Case((size, size), size, True, torch.float64))  # square, random size
     cases.append(_Case((0, draw(1, 6)), draw(1, 6), True, torch.float32))  # empty batch
     return cases
 
@@ -164,11 +176,12 @@ def _forward_diagnosis(ex: Exercise, x, weight, bias):
     return diagnose
 
 
-def check_linear_forward(linear_forward, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``linear_forward(x, weight, bias)`` compute ``F.linear`` for every shape, with gradients,
-    without changing its inputs and without calling ``F.linear`` or ``nn.Linear``?"""
+def check_linear_forward(linear_forward, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``linear_forward(x, weight, bias)`` compute ``F.linear`` with gradients, without changing its
+    inputs and without calling ``F.linear`` or ``nn.Linear``? Core: 2-D input with a bias; ``part="edge"``:
+    1-D and 3-D input, no bias (hidden: any rank, empty batch)."""
     __tracebackhide__ = True
-    cases = _VISIBLE_CASES if not hidden else _hidden_cases(seed)
+    cases = _hidden_cases(seed, part) if hidden else _VISIBLE_CASES[part]
     with Exercise("linear_forward") as ex:
         for device in ex.devices:
             for index, case in enumerate(cases):
@@ -301,15 +314,20 @@ def _make_linear_hints(exc: BaseException):
     return None
 
 
-def check_make_linear(make_linear, *, hidden: bool = False, seed: int = 0) -> None:
+def check_make_linear(make_linear, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``make_linear(weight, bias)`` return an ``nn.Linear`` of the right size holding copies of the
-    given values, with the given dtype and device, and no bias when ``bias=None``?"""
+    given values? Core: float32 with a bias; ``part="edge"``: no bias (``bias=None``), float64, and the
+    given device (PyTorch's meta device too, so that a layer left on the CPU is caught without a GPU)."""
     __tracebackhide__ = True
-    cases = [_Case((2, 3), 4, True, torch.float32), _Case((2, 5), 2, False, torch.float64)]
+    if part == CORE:
+        cases = [_Case((2, 3), 4, True, torch.float32), _Case((3, 3), 5, True, torch.float32)]
+    else:
+        cases = [_Case((2, 5), 2, False, torch.float64), _Case((2, 4), 3, True, torch.float64)]
     if hidden:
-        cases = _hidden_cases(seed)[::2] + cases
+        cases = _hidden_cases(seed, part)[::2] + cases
     with Exercise("make_linear") as ex:
-        devices = list(ex.devices) + [torch.device("meta")]  # meta: a device check even on a CPU-only machine
+        # meta: a device check even on a CPU-only machine
+        devices = list(ex.devices) + ([torch.device("meta")] if part == EDGE else [])
         for device in devices:
             for index, case in enumerate(cases):
                 _, weight, bias = case.tensors(seed * 1000 + index, device)
