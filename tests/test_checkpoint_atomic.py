@@ -14,16 +14,26 @@ model is killed at three points, each reached deterministically (no sleeps that 
 
 After each, the file at ``path`` must load with ``weights_only=True`` and equal the first checkpoint, byte
 for byte. A run without a kill shows that the same child does replace the checkpoint.
+
+And does the checkpoint get the permissions a plain ``open(path, "wb")`` gives? ``os.replace`` keeps the
+temporary file's, so ``tempfile.mkstemp``'s 0600 would lock the rest of a group out. The instructor's
+solution creates its temporary file with ``open(temporary, "xb")``, which asks for 0666 and lets the kernel
+apply the umask (or the folder's default ACL) exactly as for a plain open, without ever setting the
+process-wide umask.
 """
 
 from __future__ import annotations
 
+import os
 import selectors
 import signal
+import stat
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -217,3 +227,80 @@ def test_the_same_save_without_a_kill_replaces_the_checkpoint(tmp_path):
     assert path.read_bytes() != first_bytes and _temporary_files(path) == []
     checkpoint = torch.load(path, weights_only=True, mmap=True)
     assert checkpoint["epoch"] == 2 and checkpoint["model"]["weight"].shape == (5120, 5120)
+
+
+# -- permissions -----------------------------------------------------------------------------------------
+def _instructor_save_checkpoint():
+    namespace: dict[str, object] = {}
+    exec(
+        compile(PRELUDE + solution_sources(NOTEBOOK)["save_checkpoint"], "save_checkpoint", "exec"), namespace
+    )
+    return namespace["save_checkpoint"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _save_and_plain_open(folder: Path) -> tuple[int, int, int]:
+    """The modes of a new checkpoint, of one saved over a 0600 checkpoint (as mkstemp left them), and of
+    a file written with a plain open(path, "wb") in the same folder."""
+    save_checkpoint = _instructor_save_checkpoint()
+    model = nn.Linear(3, 2)
+    save_checkpoint(folder / "new.pt", model, None, 0)
+    over = folder / "over.pt"
+    over.write_bytes(b"an older checkpoint")
+    over.chmod(0o600)
+    save_checkpoint(over, model, None, 1)
+    with open(folder / "plain.pt", "wb") as file:
+        file.write(b"plain")
+    return _mode(folder / "new.pt"), _mode(over), _mode(folder / "plain.pt")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask-022", "umask-002"])
+def test_checkpoint_gets_the_permissions_of_a_plain_open(umask, tmp_path):
+    """Under the umask given, does the instructor's checkpoint get 0o666 & ~umask, like open(path, "wb")?"""
+    previous = os.umask(umask)
+    try:
+        new, over, plain = _save_and_plain_open(tmp_path)
+    finally:
+        os.umask(previous)
+    assert new == over == plain == 0o666 & ~umask, (oct(new), oct(over), oct(plain))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.pt", "over.pt", "plain.pt"]
+
+
+def _posix_acl(entries: list[tuple[int, int]]) -> bytes:
+    """A POSIX ACL in the kernel's xattr format (version 2; tag, permissions, id per entry)."""
+    return struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, 0xFFFFFFFF) for tag, perm in entries
+    )
+
+
+def test_checkpoint_follows_the_folders_default_acl_like_a_plain_open(tmp_path):
+    """With a default ACL on the folder (group rwx, others nothing: a shared project folder), does the
+    checkpoint get what open(path, "wb") gets (the umask no longer applies), where fixing the mode from the
+    umask afterwards would not?"""
+    user_obj, group_obj, other = 0x01, 0x04, 0x20
+    try:
+        os.setxattr(
+            tmp_path, "system.posix_acl_default", _posix_acl([(user_obj, 7), (group_obj, 7), (other, 0)])
+        )
+    except (AttributeError, OSError) as error:
+        pytest.skip(f"no default ACLs here: {error}")
+    previous = os.umask(0o022)
+    try:
+        new, over, plain = _save_and_plain_open(tmp_path)
+    finally:
+        os.umask(previous)
+    assert plain == 0o660, oct(plain)  # the ACL's group rw, not the umask's 0o644
+    assert new == over == plain, (oct(new), oct(over), oct(plain))
+
+
+def test_saving_never_sets_the_process_umask(tmp_path):
+    """Does save_checkpoint leave the umask alone? It is the whole process's: setting it even for a moment
+    changes the mode of every file that other threads create meanwhile."""
+    save_checkpoint = _instructor_save_checkpoint()
+    with mock.patch("os.umask", side_effect=AssertionError("save_checkpoint called os.umask")) as umask:
+        save_checkpoint(tmp_path / "checkpoint.pt", nn.Linear(3, 2), None, 0)
+    assert umask.call_count == 0
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 0

@@ -20,7 +20,10 @@ ALTERNATIVES = [(name, entry) for name in NOTEBOOKS for entry in catalogue.load(
 SOLUTIONS = [
     (name, exercise, source) for name in NOTEBOOKS for exercise, source in solution_sources(name).items()
 ]
-PRELUDE = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+PRELUDE = (
+    "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+    "from torch.utils.data import DataLoader, TensorDataset\n"
+)
 
 
 def graded_cells(name: str, folder=nbtools.SOLUTIONS) -> dict[str, list[tuple[str, str, float]]]:

@@ -247,3 +247,22 @@ def test_seeded_restores_the_notebooks_generator():
     with seeded(1):
         assert torch.equal(torch.rand(2), first)
     assert torch.equal(torch.rand(3), expected_next)
+
+
+def test_only_the_stub_counts_as_not_implemented():
+    """Is the solution cell's bare `raise NotImplementedError()` "not implemented yet", while PyTorch's own
+    NotImplementedError (an operator a device lacks) is reported as an error the code raised?"""
+
+    def stub():
+        raise NotImplementedError()
+
+    def meta_equal():
+        return torch.equal(torch.ones(2, device="meta"), torch.ones(2, device="meta"))
+
+    with pytest.raises(CheckFailure, match="not implemented yet"):
+        with Exercise("demo") as ex:
+            ex.call(stub)
+    with pytest.raises(CheckFailure, match="your code raised NotImplementedError: .+") as info:
+        with Exercise("demo") as ex:
+            ex.call(meta_equal)
+    assert "not implemented yet" not in str(info.value)

@@ -165,22 +165,25 @@ class Exercise:
         seen = len(self._recorded)
         try:
             return func(*args, **kwargs)
-        except NotImplementedError:
+        except NotImplementedError as exc:
+            if str(exc).strip():  # PyTorch's own (an operator a device lacks), not the solution cell's stub
+                self._fail_raised(exc, case, hints)
             self.fail(
                 protocol.NOT_IMPLEMENTED,
                 fix="replace `raise NotImplementedError()` in the solution cell with your code, "
                 "then run the solution cell and this test cell again",
             )
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error in student code is reported
-            hint = hints(exc) if hints is not None else None
-            mistake, fix = hint if hint else (None, None)
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.fail(
-                f"your code raised {_type(exc).__name__}: {message}", case=case, mistake=mistake, fix=fix
-            )
+            self._fail_raised(exc, case, hints)
         finally:
             for record in self._recorded[seen:]:
                 self.warnings.append(f"{record.category.__name__}: {record.message}")
+
+    def _fail_raised(self, exc: BaseException, case: str, hints) -> NoReturn:
+        hint = hints(exc) if hints is not None else None
+        mistake, fix = hint if hint else (None, None)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        self.fail(f"your code raised {_type(exc).__name__}: {message}", case=case, mistake=mistake, fix=fix)
 
     # -- comparing ------------------------------------------------------------------------------
     def expect_tensor(self, value: Any, what: str, *, case: str = "") -> torch.Tensor:

@@ -1,23 +1,38 @@
-"""Checks for notebook 07_custom_layers: ``CenteredLayer``, ``MyLinear``, ``ScalingLayer`` and ``Residual``.
+"""Checks for notebook 07_custom_layers: ``CenteredLayer``, ``MyLinear``, ``ScalingLayer``,
+``LearnableLeakyReLU``, ``Residual`` and ``ResidualConvBlock``.
 
 Each check builds the student's layer, inspects what it registers (parameters, buffers, submodules) with
 ``nn.Module``'s own methods, and compares its outputs and gradients with what PyTorch computes
-(``x - x.mean()``, ``nn.Linear``, ``scale * x``, ``x + module(x)``) on every available device;
-``hidden=True`` adds random sizes, values, dtypes and edge cases (used by the hidden tests at grading time).
+(``x - x.mean()``, ``nn.Linear``, ``scale * x``, ``nn.PReLU``, ``x + module(x)``, and ``F.conv2d`` /
+``F.batch_norm`` from the block's own parameters and buffers) on every available device. The checks of
+exercises worth 3 points or more take ``part`` (``"core"`` or ``"edge"``: two test cells, partial
+credit); ``hidden=True`` adds random sizes, values, dtypes and edge cases (used by the hidden tests at
+grading time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from course_lib.checks._core import Exercise, seeded
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
-__all__ = ["check_CenteredLayer", "check_MyLinear", "check_ScalingLayer", "check_Residual"]
+__all__ = [
+    "check_CenteredLayer",
+    "check_MyLinear",
+    "check_ScalingLayer",
+    "check_LearnableLeakyReLU",
+    "check_Residual",
+    "check_ResidualConvBlock",
+]
 
 _equal = ORIGINALS["equal"]
 _type = ORIGINALS["type"]
@@ -406,7 +421,7 @@ def _check_extra_repr(ex: Exercise, layer: nn.Module, in_features: int, out_feat
         )
     if text != expected:
         mistake = None
-        if "tensor" in text or "Parameter" in text:
+        if "tensor" in text or "Parameter" in text or "bias=None" in text:
             mistake = "bias=self.bias prints the tensor; nn.Linear prints whether there is a bias"
         ex.fail(
             f"extra_repr() returned {text!r}, expected {expected!r} (exactly nn.Linear's)",
@@ -481,9 +496,11 @@ def _load_hints(exc: BaseException):
     return None
 
 
-def _linear_interchange(ex: Exercise, MyLinear, config, seed: int, device: torch.device, shapes) -> None:
-    """nn.Linear's state_dict loads into MyLinear (strict) and gives the same outputs and gradients; and
-    MyLinear's loads into nn.Linear."""
+def _linear_interchange(
+    ex: Exercise, MyLinear, config, seed: int, device: torch.device, shapes, *, both_ways: bool
+) -> None:
+    """nn.Linear's state_dict loads into MyLinear (strict) and gives the same outputs and gradients; with
+    ``both_ways``, MyLinear's also loads into nn.Linear."""
     in_features, out_features, bias = config
     label = f"{_linear_label(*config)} on {device}"
     hints = _construction_hints(_LINEAR_SIGNATURE)
@@ -527,6 +544,8 @@ def _linear_interchange(ex: Exercise, MyLinear, config, seed: int, device: torch
     )
     for name in mine:
         ex.assert_close(got[name], expected[name], f"the gradient with respect to {name}", case=case)
+    if not both_ways:
+        return
     # The other way round: MyLinear's state_dict loads into nn.Linear, which then computes the same.
     with seeded(seed + 1):
         layer = ex.call(MyLinear, in_features, out_features, bias=bias, case=label, hints=hints)
@@ -670,24 +689,31 @@ def _check_init(ex: Exercise, MyLinear, in_features: int, out_features: int, see
     ex.passed()
 
 
-def _linear_configs(hidden: bool, seed: int) -> list[tuple[int, int, bool]]:
-    configs = [(3, 2, True), (4, 4, True), (5, 3, False)]
+def _linear_configs(part: str, hidden: bool, seed: int) -> list[tuple[int, int, bool]]:
+    """(in_features, out_features, bias): with a bias for the core part, without one too for the edge."""
+    configs = [(3, 2, True), (4, 4, True)] if part == CORE else [(5, 3, False), (3, 2, True)]
     if hidden:
         generator = torch.Generator().manual_seed(seed)
         for _ in range(4):
-            configs.append((_draw(generator, 1, 9), _draw(generator, 1, 9), bool(_draw(generator, 0, 1))))
+            bias = part == CORE or bool(_draw(generator, 0, 1))
+            configs.append((_draw(generator, 1, 9), _draw(generator, 1, 9), bias))
         size = _draw(generator, 2, 7)
-        configs.append((size, size, True))
+        configs.append((size, size, part == CORE))
     return configs
 
 
-def check_MyLinear(MyLinear, *, hidden: bool = False, seed: int = 0) -> None:
-    """Is ``MyLinear(in_features, out_features, bias=True)`` interchangeable with ``nn.Linear``: the same
-    parameters (names, shapes, initialization), the same extra_repr, state_dicts that load both ways
-    with strict=True, and the same outputs and gradients for any input shape, dtype and device?"""
+def check_MyLinear(MyLinear, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Is ``MyLinear(in_features, out_features, bias=True)`` interchangeable with ``nn.Linear``? Core: the
+    same parameters (names, shapes, initialization), and once nn.Linear's state_dict is loaded with
+    strict=True, the same outputs and gradients for 2-D input. ``part="edge"``: ``bias=False``, extra_repr,
+    1-D and 3-D input, MyLinear's state_dict loaded into nn.Linear, ``.to(torch.float64)`` and the meta
+    device (hidden: an empty batch, 4-D input)."""
     __tracebackhide__ = True
-    configs = _linear_configs(hidden, seed)
-    shapes = [(), (2,), (2, 3)] + ([(0,), (2, 1, 3)] if hidden else [])
+    configs = _linear_configs(part, hidden, seed)
+    if part == CORE:
+        shapes = [(2,), (4,)] + ([(7,)] if hidden else [])  # x of shape (N, in_features)
+    else:
+        shapes = [(), (2, 3)] + ([(0,), (2, 1, 3)] if hidden else [])
     with Exercise("MyLinear") as ex:
         hints = _construction_hints(_LINEAR_SIGNATURE)
         label = "MyLinear(in_features=2, out_features=6, bias=True)"
@@ -700,11 +726,16 @@ def check_MyLinear(MyLinear, *, hidden: bool = False, seed: int = 0) -> None:
                 layer = ex.call(MyLinear, *config[:2], bias=config[2], case=label, hints=hints)
             _expect_module(ex, layer, "MyLinear(...)", label)
             _linear_structure(ex, layer, *config, label)
-            _check_extra_repr(ex, layer, *config, label)
+            if part == EDGE:
+                _check_extra_repr(ex, layer, *config, label)
             for device in ex.devices:
-                _linear_interchange(ex, MyLinear, config, seed * 100 + index, device, shapes)
-        for index, config in enumerate(configs[: 4 if hidden else 2]):
-            _linear_dtype_and_meta(ex, MyLinear, config, seed * 100 + index)
+                _linear_interchange(
+                    ex, MyLinear, config, seed * 100 + index, device, shapes, both_ways=part == EDGE
+                )
+        if part == EDGE:
+            for index, config in enumerate(configs[: 4 if hidden else 2]):
+                _linear_dtype_and_meta(ex, MyLinear, config, seed * 100 + index)
+            return
         generator = torch.Generator().manual_seed(seed)
         sizes = [(800, 1500)]
         if hidden:
@@ -879,6 +910,491 @@ def check_ScalingLayer(ScalingLayer, *, hidden: bool = False, seed: int = 0) -> 
             ex.assert_close(y, value * x, "the output", case=f"{case}, {_describe_x(x)}")
 
 
+# -- LearnableLeakyReLU ----------------------------------------------------------------------------
+_LEAKY_SIGNATURE = "LearnableLeakyReLU(num_parameters=1, init=0.25)"
+_LEAKY_FIX = "`self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))`"
+_PER_CHANNEL_FIX = (
+    "give the weight the shape (1, C, 1, ..., 1) before multiplying, so that slope c scales channel c "
+    "(dim 1): `weight.reshape((1, -1) + (1,) * (x.dim() - 2))` when x.dim() >= 2"
+)
+_NOT_A_NUMBER = (
+    "the slope used as a Python number (F.leaky_relu(x, negative_slope), .item() or float()): autograd "
+    "cannot reach the weight, so it never learns, and one number cannot hold a slope per channel"
+)
+_LAST_DIM = "channels taken from the last dim: the weight broadcast against x's last dimension, not dim 1"
+
+
+class _PreluRecorder(TorchFunctionMode):
+    """Notes whether PyTorch's own PReLU (nn.PReLU, F.prelu, Tensor.prelu) or F.leaky_relu ran inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used_prelu = False
+        self.used_leaky_relu = False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("prelu", "_prelu_kernel"):
+            self.used_prelu = True
+        elif name in ("leaky_relu", "leaky_relu_"):
+            self.used_leaky_relu = True
+        return func(*args, **(kwargs or {}))
+
+
+def _channel_slopes(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``weight`` shaped to broadcast along dim 1 of ``x`` (as nn.PReLU does)."""
+    if weight.numel() == 1 or x.dim() < 2:
+        return weight.reshape(())
+    return weight.reshape((1, -1) + (1,) * (x.dim() - 2))
+
+
+def _leaky_hints(num_parameters: int):
+    def hints(exc: BaseException):
+        text = str(exc)
+        if "must be Number" in text or "converted to Scalar" in text or "converted to Python scalars" in text:
+            return (_NOT_A_NUMBER, "compute `torch.where(x >= 0, x, weight * x)` with the weight itself")
+        if num_parameters > 1 and "must match the size of tensor" in text:
+            return (_LAST_DIM, _PER_CHANNEL_FIX)
+        if "floating point" in text and "require gradients" in text:
+            return (
+                "init given as an int made an integer tensor (torch.full((n,), 0) is int64), and integer "
+                "tensors cannot be learned",
+                "convert it: `torch.full((num_parameters,), float(init))`",
+            )
+        return _construction_hints(_LEAKY_SIGNATURE)(exc) or _in_place_hint(exc)
+
+    return hints
+
+
+def _leaky_structure(ex: Exercise, layer: nn.Module, num_parameters: int, init: float, label: str):
+    """One registered float32 parameter ``weight (num_parameters,)`` filled with ``init``, as nn.PReLU's."""
+    if issubclass(_type(layer), nn.PReLU) or any(
+        isinstance(module, nn.PReLU) for module in nn.Module.modules(layer)
+    ):
+        ex.fail(
+            "LearnableLeakyReLU is or wraps an nn.PReLU, so PyTorch's PReLU does all the work",
+            case=label,
+            mistake="calls nn.PReLU / F.prelu",
+            fix="subclass nn.Module, create the weight parameter and compute the output yourself",
+        )
+    parameters = dict(nn.Module.named_parameters(layer))
+    buffers = dict(nn.Module.named_buffers(layer))
+    if "weight" not in parameters:
+        if "weight" in buffers:
+            ex.fail(
+                "layer.weight is a buffer, not a parameter",
+                case=label,
+                mistake="slope registered as a buffer: saved in the state_dict, but not learnable",
+                fix=_LEAKY_FIX,
+            )
+        plain = [
+            (name, value)
+            for name, value in vars(layer).items()
+            if not name.startswith("_") and _type(value) in (float, int, torch.Tensor)
+        ]
+        if plain:
+            name, value = plain[0]
+            kind = "plain tensor" if _type(value) is torch.Tensor else f"Python {_type(value).__name__}"
+            ex.fail(
+                f"LearnableLeakyReLU has no parameter named 'weight'; its slope is a {kind} attribute "
+                f"`{name}`",
+                case=label,
+                mistake="slope a plain float or tensor (not learnable): nn.Module registers only "
+                "nn.Parameter attributes, so parameters(), optimizers and state_dict() miss it",
+                fix=_LEAKY_FIX,
+            )
+        ex.fail(
+            f"LearnableLeakyReLU has no parameter named 'weight' (its parameters: {_names(parameters)})",
+            case=label,
+            fix="name it `weight`, as nn.PReLU does, so that the two exchange state_dicts",
+        )
+    if set(parameters) != {"weight"} or buffers:
+        ex.fail(
+            f"LearnableLeakyReLU has parameters {_names(parameters)} and buffers {_names(buffers)}; "
+            "nn.PReLU has one parameter, 'weight', and no buffers",
+            case=label,
+            fix="register only the weight parameter",
+        )
+    weight = parameters["weight"]
+    if getattr(layer, "weight", None) is not weight:
+        ex.fail("layer.weight is not the registered weight parameter", case=label, fix=_LEAKY_FIX)
+    shape = tuple(weight.shape)
+    if shape != (num_parameters,):
+        if shape == ():
+            mistake = (
+                "weight of shape () (a 0-dim tensor): nn.PReLU's weight has shape (num_parameters,), "
+                "(1,) for a single slope"
+            )
+        elif shape == (1,):
+            mistake = "num_parameters ignored: one slope instead of one per channel"
+        else:
+            mistake = None
+        ex.fail(
+            f"layer.weight has shape {shape}, expected {(num_parameters,)}",
+            case=label,
+            mistake=mistake,
+            fix=_LEAKY_FIX,
+        )
+    if weight.dtype != torch.float32:
+        ex.fail(
+            f"layer.weight has dtype {weight.dtype}, expected torch.float32 (nn.PReLU's default)",
+            case=label,
+            fix=_LEAKY_FIX,
+        )
+    if not weight.requires_grad:
+        ex.fail(
+            "layer.weight does not require grad",
+            case=label,
+            mistake="requires_grad=False: the slopes would never be trained",
+            fix="keep nn.Parameter's default requires_grad=True",
+        )
+    expected = torch.full((num_parameters,), float(init), device=weight.device)
+    if weight.device.type != "meta" and not _equal(weight.detach(), expected):
+        values = [round(v, 4) for v in weight.detach().cpu().tolist()]
+        ignored = init != 0.25 and _equal(weight.detach(), torch.full_like(expected, 0.25))
+        ex.fail(
+            f"layer.weight holds {values}, expected every entry equal to init={init!r}",
+            case=label,
+            mistake="init argument ignored (0.25 hard-coded)" if ignored else None,
+            fix=_LEAKY_FIX,
+        )
+    ex.passed()
+    return weight
+
+
+def _leaky_diagnosis(ex: Exercise, x: torch.Tensor, weight: torch.Tensor):
+    """Which known mistake gives ``actual`` for input ``x`` and slopes ``weight (C,)``."""
+
+    def diagnose(actual: torch.Tensor):
+        if actual.dim() > x.dim():
+            return (
+                "the weight reshaped for one input rank only (e.g. always to (1, C, 1, 1)), so broadcasting "
+                "added dimensions to the output",
+                "reshape it according to x: `(1, C)` followed by x.dim() - 2 ones (no reshape for 1-D x)",
+            )
+        with torch.no_grad():
+            slopes = _channel_slopes(weight, x)
+            candidates = [
+                (
+                    "slope applied to the positive part (weight * x where x >= 0): PReLU keeps x where "
+                    "x >= 0 and scales the negative part",
+                    torch.where(x >= 0, slopes * x, x),
+                    "return `torch.where(x >= 0, x, weight * x)`",
+                ),
+                ("slope applied to both parts (weight * x everywhere)", slopes * x, "scale only x < 0"),
+                (
+                    "negative part set to 0, as ReLU does: the slope is not used",
+                    x.clamp(min=0),
+                    "scale the negative part by the weight: `torch.where(x >= 0, x, weight * x)`",
+                ),
+                ("x returned unchanged", x, "scale the negative part by the weight"),
+                (
+                    "F.leaky_relu's default slope 0.01 used instead of the layer's weight",
+                    torch.where(x >= 0, x, 0.01 * x),
+                    "use the weight: `torch.where(x >= 0, x, weight * x)`",
+                ),
+                (
+                    "torch.maximum(x, weight * x), which equals PReLU only for slopes between 0 and 1",
+                    torch.maximum(x, slopes * x),
+                    "choose by the sign of x: `torch.where(x >= 0, x, weight * x)`",
+                ),
+            ]
+            if weight.numel() > 1 and x.dim() >= 3 and x.shape[-1] == weight.numel():
+                candidates.append((_LAST_DIM, torch.where(x >= 0, x, weight * x), _PER_CHANNEL_FIX))
+        for mistake, wrong, fix in candidates:
+            if ex.is_close(actual, wrong):
+                return mistake, fix
+        if weight.numel() > 1:
+            return ("per-channel slopes not applied along dim 1", _PER_CHANNEL_FIX)
+        return None
+
+    return diagnose
+
+
+def _leaky_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, device, zeros: bool) -> torch.Tensor:
+    """Normal values; with ``zeros``, every fifth one exactly 0 (where `x >= 0` and `x > 0` agree)."""
+    x = _randn(shape, seed, torch.float64, "cpu")
+    if zeros:
+        x.view(-1)[::5] = 0.0
+    else:
+        x[x == 0] = 0.5  # gradients at exactly 0 differ between correct formulas: none there
+    return x.to(dtype).to(device)
+
+
+def _leaky_forward(ex: Exercise, layer: nn.Module, x: torch.Tensor, num_parameters: int, case: str):
+    """``layer(x)``, failing if PyTorch's PReLU computed it or x was changed in place."""
+    recorder = _PreluRecorder()
+    copy, version = x.detach().clone(), x._version
+    with recorder:
+        y = ex.call(layer, x, case=case, hints=_leaky_hints(num_parameters))
+    if recorder.used_prelu:
+        ex.fail(
+            "your layer calls PyTorch's own PReLU (nn.PReLU, F.prelu or Tensor.prelu)",
+            case=case,
+            mistake="calls nn.PReLU / F.prelu",
+            fix="compute it yourself: `torch.where(x >= 0, x, weight * x)` (weight shaped for dim 1)",
+        )
+    if x.device.type != "meta" and not _unchanged(x.detach(), copy, version):
+        ex.fail(
+            "your layer changed its input tensor",
+            case=case,
+            mistake=_IN_PLACE,
+            fix="return a new tensor: torch.where(...) leaves x untouched",
+        )
+    return ex.expect_tensor(y, "the output", case=case), recorder
+
+
+def _leaky_compare(
+    ex: Exercise,
+    layer: nn.Module,
+    reference: nn.PReLU,
+    x: torch.Tensor,
+    label: str,
+    *,
+    weight_grad: bool,
+    seed: int,
+) -> None:
+    """Same output as ``reference`` (nn.PReLU with the same slopes) for ``x`` (exact zeros included),
+    and the same gradients for x without zeros: with respect to x, and to the weight if ``weight_grad``."""
+    num_parameters = reference.num_parameters
+    case = f"{label}, {_describe_x(x)}"
+    y, _ = _leaky_forward(ex, layer, x, num_parameters, case)
+    with torch.no_grad():
+        expected = reference(x)
+    diagnose = _leaky_diagnosis(ex, x, reference.weight.detach())
+    ex.assert_close(y, expected, "the output (compared with nn.PReLU's)", case=case, diagnose=diagnose)
+    if x.dtype not in _GRAD_DTYPES or x.numel() == 0 or x.device.type == "meta":
+        return
+    x = _leaky_input(tuple(x.shape), seed + 1, x.dtype, x.device, zeros=False).requires_grad_(True)
+    case = f"{label}, {_describe_x(x)}, backward"
+    y, recorder = _leaky_forward(ex, layer, x, num_parameters, case)
+    grad_output = _randn(tuple(y.shape), seed + 2, x.dtype, x.device)
+    targets = {"x": x} | ({"weight": layer.weight} if weight_grad else {})
+    theirs = [x] + ([reference.weight] if weight_grad else [])
+    if weight_grad:
+        reaches = y.requires_grad and (
+            torch.autograd.grad(y, [layer.weight], grad_output, retain_graph=True, allow_unused=True)[0]
+            is not None
+        )
+        if not reaches:
+            ex.fail(
+                "no gradient reaches layer.weight",
+                case=case,
+                mistake=_NOT_A_NUMBER
+                if recorder.used_leaky_relu
+                else "the weight taken out of the graph "
+                "(.item(), float(), .data or .detach()): it would never learn",
+                fix="compute with the parameter itself: `torch.where(x >= 0, x, weight * x)`",
+            )
+    got = _grads(ex, y, targets, grad_output, case)
+    expected = torch.autograd.grad(reference(x), theirs, grad_output)
+    for (name, grad), reference_grad in zip(got.items(), expected, strict=True):
+        ex.assert_close(grad, reference_grad, f"the gradient with respect to {name}", case=case)
+
+
+def _prelu_like(num_parameters: int, weight: torch.Tensor | None, init: float, device, dtype=torch.float32):
+    """nn.PReLU(num_parameters, init), holding ``weight`` if given."""
+    reference = nn.PReLU(num_parameters, init=float(init))
+    if weight is not None:
+        with torch.no_grad():
+            reference.weight.copy_(weight)
+    return reference.to(device=device, dtype=dtype)
+
+
+def _load_prelu_state(ex: Exercise, layer: nn.Module, reference: nn.PReLU, label: str) -> None:
+    """nn.PReLU's state_dict loads into the student's layer with strict=True."""
+
+    def hints(exc: BaseException):
+        text = str(exc)
+        if "size mismatch" in text:
+            return (
+                "weight of another shape than nn.PReLU's (num_parameters,)",
+                "create the weight with shape (num_parameters,): torch.full((num_parameters,), init)",
+            )
+        if "Missing key" in text or "Unexpected key" in text:
+            return ("parameter named differently from nn.PReLU's", "name it `weight`")
+        return None
+
+    ex.call(
+        nn.Module.load_state_dict,
+        layer,
+        reference.state_dict(),
+        strict=True,
+        case=f"{label}: load_state_dict(nn.PReLU's state_dict, strict=True)",
+        hints=hints,
+    )
+
+
+def _prelu_loads_mine(ex: Exercise, layer: nn.Module, num_parameters: int, label: str, device) -> nn.PReLU:
+    """The student's state_dict loads into nn.PReLU with strict=True; returns that nn.PReLU."""
+    other = nn.PReLU(num_parameters).to(device)
+    state = nn.Module.state_dict(layer)
+    try:
+        other.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        shapes = {name: tuple(value.shape) for name, value in state.items() if _type(value) is torch.Tensor}
+        ex.fail(
+            f"nn.PReLU({num_parameters}) cannot load your layer's state_dict {shapes}: "
+            f"{str(exc).strip().splitlines()[-1].strip()}",
+            case=label,
+            mistake="weight of shape () (a 0-dim tensor): a (1,) entry loads into a 0-dim parameter, but "
+            "not the other way round"
+            if shapes.get("weight") == ()
+            else None,
+            fix="hold exactly nn.PReLU's parameter: weight of shape (num_parameters,)",
+        )
+    return other
+
+
+def _leaky_core_configs(hidden: bool, seed: int):
+    """(args, kwargs, num_parameters, init, label) of the layers the core part builds."""
+    configs = [
+        ((), {}, 1, 0.25, "LearnableLeakyReLU()"),
+        ((1, 0.1), {}, 1, 0.1, "LearnableLeakyReLU(1, 0.1)"),
+        ((), {"init": -0.5}, 1, -0.5, "LearnableLeakyReLU(init=-0.5)"),
+        ((), {"num_parameters": 4, "init": 0.2}, 4, 0.2, "LearnableLeakyReLU(num_parameters=4, init=0.2)"),
+    ]
+    if hidden:
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(3):
+            init = round(float(torch.empty(()).uniform_(-1, 2, generator=generator)), 3)
+            configs.append(((1, init), {}, 1, init, f"LearnableLeakyReLU(1, {init})"))
+        channels = _draw(generator, 2, 7)
+        configs.append(((channels,), {}, channels, 0.25, f"LearnableLeakyReLU({channels})"))
+    return configs
+
+
+def _check_leaky_core(ex: Exercise, LearnableLeakyReLU, hidden: bool, seed: int) -> None:
+    """The weight as nn.PReLU's; one slope: the output, and the gradient with respect to x."""
+    shapes = [(4, 3), (2, 5, 3), (2, 3, 4, 4)]
+    dtypes = [torch.float32]
+    if hidden:
+        generator = torch.Generator().manual_seed(seed + 1)
+        shapes += [tuple(_draw(generator, 1, 5) for _ in range(_draw(generator, 2, 4))) for _ in range(3)]
+        dtypes.append(torch.float64)
+    for config_index, (args, kwargs, num_parameters, init, label) in enumerate(
+        _leaky_core_configs(hidden, seed)
+    ):
+        layer = ex.call(LearnableLeakyReLU, *args, case=label, hints=_leaky_hints(num_parameters), **kwargs)
+        _expect_module(ex, layer, label, label)
+        _leaky_structure(ex, layer, num_parameters, init, label)
+        if num_parameters > 1:
+            continue  # per-channel slopes: the edge cases
+        for device in ex.devices:
+            for dtype in dtypes:
+                nn.Module.to(layer, device=device, dtype=dtype)
+                reference = _prelu_like(1, None, init, device, dtype)
+                case = f"{label}" + ("" if dtype == torch.float32 else ".to(torch.float64)")
+                for index, shape in enumerate(shapes):
+                    seed_x = seed * 1000 + config_index * 10 + index
+                    x = _leaky_input(shape, seed_x, dtype, device, zeros=True)
+                    _leaky_compare(ex, layer, reference, x, case, weight_grad=False, seed=seed_x)
+
+
+def _edge_slopes(num_parameters: int, seed: int) -> torch.Tensor:
+    """Distinct slopes, negative ones and one above 1 included (so torch.maximum(x, weight * x) shows)."""
+    if num_parameters == 1:
+        return torch.tensor([0.6 if seed % 2 == 0 else 1.5])
+    slopes = torch.linspace(-0.5, 1.5, num_parameters)
+    generator = torch.Generator().manual_seed(seed)
+    return slopes[torch.randperm(num_parameters, generator=generator)]
+
+
+def _leaky_edge_configs(hidden: bool, seed: int):
+    """(args, kwargs, num_parameters, init, label, input shapes) for the edge part."""
+    configs = [
+        ((1, 0.3), {}, 1, 0.3, "LearnableLeakyReLU(1, 0.3)", [(7,), (3, 2), (1,)]),  # 1-D input
+        (
+            (),
+            {"num_parameters": 3, "init": 0.1},
+            3,
+            0.1,
+            "LearnableLeakyReLU(num_parameters=3, init=0.1)",
+            [(4, 3), (2, 3, 5), (2, 3, 3), (2, 3, 4, 5), (1, 3, 2, 3)],
+        ),
+        ((2, 0), {}, 2, 0, "LearnableLeakyReLU(2, 0) (init an int)", [(5, 2), (3, 2, 4)]),
+    ]
+    if hidden:
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(3):
+            channels = _draw(generator, 2, 6)
+            shapes = [
+                (_draw(generator, 1, 4), channels) + tuple(_draw(generator, 1, 5) for _ in range(rank))
+                for rank in range(3)
+            ]
+            shapes.append((0, channels))  # an empty batch
+            label = f"LearnableLeakyReLU({channels}, 0.25)"
+            configs.append(((channels, 0.25), {}, channels, 0.25, label, shapes))
+    return configs
+
+
+def _check_leaky_edge(ex: Exercise, LearnableLeakyReLU, hidden: bool, seed: int) -> None:
+    """Per-channel slopes on dim 1 and 1-D input, nn.PReLU's state_dict both ways with the same outputs
+    and gradients (the weight's included), float64 and the meta device."""
+    for config_index, (args, kwargs, num_parameters, init, label, shapes) in enumerate(
+        _leaky_edge_configs(hidden, seed)
+    ):
+        hints = _leaky_hints(num_parameters)
+        for device in ex.devices:
+            layer = ex.call(LearnableLeakyReLU, *args, case=label, hints=hints, **kwargs)
+            _expect_module(ex, layer, label, label)
+            _leaky_structure(ex, layer, num_parameters, init, label)
+            nn.Module.to(layer, device)
+            slopes = _edge_slopes(num_parameters, seed + config_index)
+            reference = _prelu_like(num_parameters, slopes, init, device)
+            _load_prelu_state(ex, layer, reference, label)
+            case = f"{label} holding nn.PReLU's slopes {[round(v, 3) for v in slopes.tolist()]}"
+            for index, shape in enumerate(shapes):
+                seed_x = seed * 1000 + config_index * 10 + index
+                x = _leaky_input(shape, seed_x, torch.float32, device, zeros=True)
+                _leaky_compare(ex, layer, reference, x, case, weight_grad=True, seed=seed_x)
+            # The other way round: the layer's state_dict in nn.PReLU gives the same outputs.
+            other = _prelu_loads_mine(ex, layer, num_parameters, label, device)
+            x = _leaky_input(shapes[0], seed + 5, torch.float32, device, zeros=True)
+            _leaky_compare(
+                ex, layer, other, x, f"nn.PReLU holding {label}'s state_dict", weight_grad=False, seed=seed
+            )
+        # float64, then the meta device (shapes only: a tensor made on the CPU in forward shows there).
+        layer = ex.call(LearnableLeakyReLU, *args, case=label, hints=hints, **kwargs)
+        nn.Module.to(layer, torch.float64)
+        if layer.weight.dtype != torch.float64:
+            ex.fail(f"after .to(torch.float64), layer.weight is {layer.weight.dtype}", case=label)
+        reference = _prelu_like(
+            num_parameters, _edge_slopes(num_parameters, seed), init, "cpu", torch.float64
+        )
+        _load_prelu_state(ex, layer, reference, f"{label}.to(torch.float64)")
+        x = _leaky_input(shapes[min(1, len(shapes) - 1)], seed + 7, torch.float64, "cpu", zeros=True)
+        _leaky_compare(ex, layer, reference, x, f"{label}.to(torch.float64)", weight_grad=True, seed=seed)
+        nn.Module.to(layer, "meta")
+        x = torch.empty(shapes[0], device="meta")
+        case = f'{label}.to("meta"), {_describe_x(x)} (the meta device holds shapes, no data)'
+        y, _ = _leaky_forward(ex, layer, x, num_parameters, case)
+        if y.device.type != "meta" or y.shape != x.shape:
+            ex.fail(
+                f"the output is {tuple(y.shape)} on {y.device}, expected {tuple(x.shape)} on meta",
+                case=case,
+                fix="compute from x and the layer's own weight only (no tensors made on the CPU in forward)",
+            )
+        ex.passed()
+
+
+def check_LearnableLeakyReLU(
+    LearnableLeakyReLU, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
+    """Does ``LearnableLeakyReLU(num_parameters=1, init=0.25)`` compute what nn.PReLU does, ``x`` where
+    ``x >= 0`` and ``weight * x`` elsewhere, with a learnable ``weight (num_parameters,)`` filled with
+    ``init``, without calling nn.PReLU or F.prelu? Core: the weight, and with one slope the output and
+    the gradient with respect to x for any input shape. ``part="edge"``: one slope per channel of dim 1
+    on (N, C), (N, C, L) and (N, C, H, W), 1-D input, nn.PReLU's state_dict loaded both ways with
+    strict=True, the gradient with respect to the weight, an int init, float64 and the meta device."""
+    __tracebackhide__ = True
+    with Exercise("LearnableLeakyReLU") as ex:
+        if part == CORE:
+            _check_leaky_core(ex, LearnableLeakyReLU, hidden, seed)
+        else:
+            _check_leaky_edge(ex, LearnableLeakyReLU, hidden, seed)
+
+
 # -- Residual ------------------------------------------------------------------------------------------
 class _BatchMean(nn.Module):
     """(N, F) -> (1, F): broadcasts against x, so only a shape check notices the change."""
@@ -1017,10 +1533,26 @@ def _shape_changers(hidden: bool, seed: int):
     return changers
 
 
-def check_Residual(Residual, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``Residual(module)`` register ``module`` as ``self.module``, return ``x + module(x)`` with
-    gradients, and raise a ValueError naming both shapes as tuples when module changes the shape (even
-    when the two shapes would broadcast)?"""
+def _residual_float64(ex: Exercise, residual: nn.Module, inner: nn.Module, shape, seed: int, label) -> None:
+    """The wrapped module follows the Residual to float64, and the output is x + module(x) there."""
+    nn.Module.to(residual, torch.float64)
+    x = _randn(shape, seed, torch.float64, "cpu")
+    case = f"{label}.to(torch.float64), {_describe_x(x)}"
+    copy, version = x.clone(), x._version
+    y = ex.call(residual, x, case=case, hints=_in_place_hint)
+    if not _unchanged(x, copy, version):
+        ex.fail("your layer changed its input tensor", case=case, mistake=_IN_PLACE)
+    with torch.no_grad():
+        inner_out = inner(x)
+    diagnose = _residual_diagnosis(ex, x, inner_out)
+    ex.assert_close(y, x + inner_out, "the output", case=case, diagnose=diagnose)
+
+
+def check_Residual(Residual, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Core: does ``Residual(module)`` register ``module`` as ``self.module`` and return ``x + module(x)``
+    with gradients, leaving x untouched? ``part="edge"``: does it follow ``.to(torch.float64)``, and raise
+    a ValueError naming both shapes as tuples when module changes the shape (even when the two shapes
+    would broadcast)?"""
     __tracebackhide__ = True
     hints = _construction_hints("Residual(module)")
     with Exercise("Residual") as ex:
@@ -1029,6 +1561,9 @@ def check_Residual(Residual, *, hidden: bool = False, seed: int = 0) -> None:
             residual = ex.call(Residual, inner, case=label, hints=hints)
             _expect_module(ex, residual, label, label)
             _residual_registration(ex, residual, inner, label)
+            if part == EDGE:
+                _residual_float64(ex, residual, inner, shape, seed, label)
+                continue
             for device in ex.devices:
                 nn.Module.to(residual, device)
                 x = _randn(shape, seed * 1000 + index, dtype, device)
@@ -1056,13 +1591,8 @@ def check_Residual(Residual, *, hidden: bool = False, seed: int = 0) -> None:
                 expected = torch.autograd.grad(x + inner(x), list(targets.values()), grad_output)
                 for (name, grad), reference in zip(got.items(), expected, strict=True):
                     ex.assert_close(grad, reference, f"the gradient with respect to {name}", case=case)
-            nn.Module.to(residual, torch.float64)
-            x = _randn(shape, seed, torch.float64, "cpu")
-            case = f"{label}.to(torch.float64), {_describe_x(x)}"
-            y = ex.call(residual, x, case=case)
-            with torch.no_grad():
-                expected = x + inner(x)
-            ex.assert_close(y, expected, "the output", case=case)
+        if part == CORE:
+            return
         for index, (inner, shape) in enumerate(_shape_changers(hidden, seed)):
             label = f"Residual({_short(inner)})"
             residual = ex.call(Residual, inner, case=label, hints=hints)
@@ -1107,6 +1637,519 @@ def check_Residual(Residual, *, hidden: bool = False, seed: int = 0) -> None:
                     mistake=mistake,
                     fix='format them with tuple(): f"... {tuple(x.shape)} ... {tuple(y.shape)}"',
                 )
+
+
+# -- ResidualConvBlock -----------------------------------------------------------------------------
+_BLOCK_SIGNATURE = "ResidualConvBlock(channels)"
+_BLOCK_PARTS = ("conv1", "bn1", "conv2", "bn2")
+_CONV_FIX = "nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)"
+_PADDING = (
+    "padding missing: a 3x3 convolution without padding=1 shrinks H and W by 2, so the block's output no "
+    "longer has the shape of x"
+)
+_BN_EPS, _BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm2d's defaults
+
+
+class _ReferenceBlock(nn.Module):
+    """The block the exercise describes: its state_dict keys and shapes are what the student's must have."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+
+def _block_hints(exc: BaseException):
+    text = str(exc)
+    if "must match the size of tensor" in text or "Kernel size can't be greater" in text:
+        return (_PADDING, f"create each conv as {_CONV_FIX}")
+    if "expected 2D or 3D input" in text:
+        return (
+            "nn.BatchNorm1d used on 4-D input (N, C, H, W)",
+            "use nn.BatchNorm2d(channels): one mean and variance per channel, over N, H and W",
+        )
+    if "expected input" in text and "channels" in text:
+        return ("a convolution with another number of channels", f"both convs are {_CONV_FIX}")
+    if "in-place operation" in text:
+        return (_IN_PLACE, "add into a new tensor: `out = out + x` (`identity = x` does not copy x)")
+    return _construction_hints(_BLOCK_SIGNATURE)(exc)
+
+
+def _block_parts(ex: Exercise, block: nn.Module, channels: int, label: str) -> dict[str, nn.Module]:
+    """The submodules conv1, bn1, conv2 and bn2: two distinct 3x3 convs (C -> C) and two distinct norms."""
+    registry = vars(block).get("_modules")
+    children = {k: v for k, v in registry.items() if v is not None} if _type(registry) is dict else {}
+    missing = [name for name in _BLOCK_PARTS if name not in children]
+    if missing:
+        keys = list(nn.Module.state_dict(block))
+        shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+        if missing == ["bn2"]:
+            mistake = "one BatchNorm reused for both convs (bn1 after conv1 and conv2; no bn2)"
+        elif any(isinstance(child, containers) for child in children.values()):
+            mistake = (
+                "the layers kept in an nn.Sequential (or another container), so the state_dict keys are "
+                "like body.0.weight: the exercise requires the names conv1, bn1, conv2 and bn2"
+            )
+        elif not children and any(_type(value) in (list, tuple) for value in vars(block).values()):
+            mistake = "layers kept in a Python list or tuple: nn.Module does not register them"
+        else:
+            mistake = None
+        ex.fail(
+            f"ResidualConvBlock has no submodule {', '.join(missing)} (its submodules: {_names(children)}; "
+            f"state_dict keys: {shown or 'none'})",
+            case=label,
+            mistake=mistake,
+            fix="assign the four layers as attributes named exactly conv1, bn1, conv2 and bn2 (the "
+            "exercise fixes them: state_dict keys conv1.weight, bn1.weight, ...)",
+        )
+    parts = {name: children[name] for name in _BLOCK_PARTS}
+    if parts["bn1"] is parts["bn2"]:
+        ex.fail(
+            "bn1 and bn2 are the same module",
+            case=label,
+            mistake="one BatchNorm reused for both convs: each conv needs its own BatchNorm, with its own "
+            "weight, bias and running statistics",
+            fix="create two: `self.bn1 = nn.BatchNorm2d(channels)` and `self.bn2 = nn.BatchNorm2d(channels)`",
+        )
+    if parts["conv1"] is parts["conv2"]:
+        ex.fail(
+            "conv1 and conv2 are the same module",
+            case=label,
+            mistake="one convolution reused for both: the block has two, each with its own weight",
+            fix=f"create two, each {_CONV_FIX}",
+        )
+    for name in ("conv1", "conv2"):
+        weight = parts[name]._parameters.get("weight") if _type(parts[name]._parameters) is dict else None
+        if _type(weight) is not nn.Parameter:
+            ex.fail(f"{name} has no weight parameter", case=label, fix=f"make {name} an {_CONV_FIX}")
+        if tuple(weight.shape) != (channels, channels, 3, 3):
+            shape = tuple(weight.shape)
+            ex.fail(
+                f"{name}.weight has shape {shape}, expected {(channels, channels, 3, 3)} "
+                "(out_channels, in_channels, 3, 3)",
+                case=label,
+                mistake="kernel size other than 3x3" if shape[:2] == (channels, channels) else None,
+                fix=f"{name} = {_CONV_FIX}",
+            )
+    ex.passed()
+    return parts
+
+
+def _module_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    """A parameter or buffer registered directly on ``module`` (None if it has none of that name)."""
+    for registry in (module._parameters, module._buffers):
+        if _type(registry) is dict and name in registry:
+            value = registry[name]
+            return value if _type(value) in (torch.Tensor, nn.Parameter) else None
+    return None
+
+
+def _block_tensors(parts: dict[str, nn.Module]) -> dict[str, torch.Tensor | None]:
+    """The student's parameters (themselves, for gradients) and copies of the running statistics."""
+    tensors = {}
+    for name in ("conv1", "conv2"):
+        tensors[f"{name}.weight"] = _module_tensor(parts[name], "weight")
+        tensors[f"{name}.bias"] = _module_tensor(parts[name], "bias")
+    for name in ("bn1", "bn2"):
+        for key in ("weight", "bias"):
+            tensors[f"{name}.{key}"] = _module_tensor(parts[name], key)
+        for key in ("running_mean", "running_var"):
+            value = _module_tensor(parts[name], key)
+            tensors[f"{name}.{key}"] = None if value is None else value.detach().clone()
+    return tensors
+
+
+def _randomize_block(parts: dict[str, nn.Module], channels: int, seed: int) -> None:
+    """Random weights, biases and running statistics, so that every mix-up of the four layers shows."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def fill(tensor: torch.Tensor | None, values: torch.Tensor) -> None:
+        if tensor is not None and tensor.shape == values.shape and tensor.device.type != "meta":
+            tensor.copy_(values)
+
+    with torch.no_grad():
+        for name in ("conv1", "conv2"):
+            shape = (channels, channels, 3, 3)
+            fill(_module_tensor(parts[name], "weight"), torch.randn(shape, generator=generator) / channels)
+            fill(_module_tensor(parts[name], "bias"), torch.randn(channels, generator=generator))
+        for name in ("bn1", "bn2"):
+            fill(_module_tensor(parts[name], "weight"), torch.rand(channels, generator=generator) + 0.5)
+            fill(_module_tensor(parts[name], "bias"), torch.randn(channels, generator=generator) / 2)
+            fill(_module_tensor(parts[name], "running_mean"), torch.randn(channels, generator=generator) / 2)
+            fill(
+                _module_tensor(parts[name], "running_var"),
+                torch.rand(channels, generator=generator) * 1.5 + 0.5,
+            )
+
+
+def _bn(h: torch.Tensor, t: dict, name: str, training: bool) -> torch.Tensor:
+    return F.batch_norm(
+        h,
+        t[f"{name}.running_mean"],
+        t[f"{name}.running_var"],
+        t[f"{name}.weight"],
+        t[f"{name}.bias"],
+        training=training,
+        momentum=_BN_MOMENTUM,
+        eps=_BN_EPS,
+    )
+
+
+def _conv(h: torch.Tensor, t: dict, name: str) -> torch.Tensor:
+    return F.conv2d(h, t[f"{name}.weight"], t[f"{name}.bias"], padding=1)
+
+
+def _block_reference(x: torch.Tensor, t: dict, training: bool) -> torch.Tensor:
+    """relu(bn2(conv2(relu(bn1(conv1(x))))) + x) from the tensors ``t`` (whose running stats it updates
+    in training mode, as nn.BatchNorm2d does)."""
+    h = F.relu(_bn(_conv(x, t, "conv1"), t, "bn1", training))
+    return F.relu(_bn(_conv(h, t, "conv2"), t, "bn2", training) + x)
+
+
+def _block_diagnosis(ex: Exercise, x: torch.Tensor, parts: dict[str, nn.Module], training: bool):
+    """Which known mistake gives ``actual``, computed from copies of the block's tensors before the call."""
+    t = _block_tensors(parts)
+
+    def diagnose(actual: torch.Tensor):
+        n, c, h, w = x.shape
+        if tuple(actual.shape) == (n, c, h - 4, w - 4):
+            return (_PADDING, f"create each conv as {_CONV_FIX}")
+        with torch.no_grad():
+            s = {k: None if v is None else v.detach().clone() for k, v in t.items()}
+            a = _bn(_conv(x, s, "conv1"), s, "bn1", training)
+            c2 = _conv(F.relu(a), s, "conv2")
+            b = _bn(c2, s, "bn2", training)
+            candidates = [
+                (
+                    "the skip added after the last ReLU: relu(bn2(...)) + x",
+                    F.relu(b) + x,
+                    "add x first, then apply the ReLU: `relu(bn2(conv2(...)) + x)`",
+                ),
+                (
+                    "the skip added before bn2: bn2(conv2(...) + x)",
+                    F.relu(_bn(c2 + x, s, "bn2", training)),
+                    "add x to bn2's output: `relu(bn2(conv2(...)) + x)`",
+                ),
+                (
+                    "ReLU missing between bn1 and conv2",
+                    F.relu(_bn(_conv(a, s, "conv2"), s, "bn2", training) + x),
+                    "apply a ReLU to bn1's output before conv2",
+                ),
+                ("the final ReLU missing (after adding x)", b + x, "return `relu(bn2(...) + x)`"),
+                ("skip connection missing: x not added", F.relu(b), "add the input: `relu(bn2(...) + x)`"),
+                (
+                    "one BatchNorm reused for both convs: bn1 also after conv2 (bn2 never used)",
+                    F.relu(_bn(c2, s, "bn1", training) + x),
+                    "use bn2 after conv2",
+                ),
+                (
+                    "conv1 used twice (conv2 never used)",
+                    F.relu(_bn(_conv(F.relu(a), s, "conv1"), s, "bn2", training) + x),
+                    "use conv2 for the second convolution",
+                ),
+                (
+                    "ReLU before bn1 (conv1 -> ReLU -> bn1) instead of after it",
+                    F.relu(
+                        _bn(
+                            _conv(_bn(F.relu(_conv(x, s, "conv1")), s, "bn1", training), s, "conv2"),
+                            s,
+                            "bn2",
+                            training,
+                        )
+                        + x
+                    ),
+                    "conv1 -> bn1 -> ReLU",
+                ),
+            ]
+            if not training and s["bn1.running_mean"] is not None:
+                candidates.insert(
+                    0,
+                    (
+                        "BatchNorm uses the batch's statistics in eval mode, not its running statistics",
+                        _block_reference(x, s, training=True),
+                        "use nn.BatchNorm2d modules (they follow .eval()), or pass training=self.training "
+                        "to F.batch_norm",
+                    ),
+                )
+        for mistake, wrong, fix in candidates:
+            if ex.is_close(actual, wrong):
+                return mistake, fix
+        return None
+
+    return diagnose
+
+
+def _block_forward(ex: Exercise, block: nn.Module, x: torch.Tensor, case: str) -> torch.Tensor:
+    copy, version = x.detach().clone(), x._version
+    y = ex.call(block, x, case=case, hints=_block_hints)
+    if not _unchanged(x.detach(), copy, version):
+        ex.fail(
+            "your block changed its input tensor",
+            case=case,
+            mistake=_IN_PLACE + "; `identity = x` does not copy x",
+            fix="add into a new tensor: `out = out + x`, then `F.relu(out)`",
+        )
+    return ex.expect_tensor(y, "the output", case=case)
+
+
+def _block_output(ex: Exercise, block, parts, x: torch.Tensor, training: bool, case: str) -> None:
+    """The output equals the reference computed from the block's own tensors."""
+    diagnose = _block_diagnosis(ex, x, parts, training)
+    expected_tensors = _block_tensors(parts)
+    y = _block_forward(ex, block, x, case)
+    with torch.no_grad():
+        expected = _block_reference(x, expected_tensors, training)
+    ex.assert_close(y, expected, "the output", case=case, diagnose=diagnose)
+
+
+def _block_gradients(ex: Exercise, block, parts, x: torch.Tensor, seed: int, case: str) -> None:
+    """In train mode, gradients reach x and every parameter, as through the reference."""
+    x = x.detach().clone().requires_grad_(True)
+    tensors = _block_tensors(parts)
+    y = _block_forward(ex, block, x, case)
+    targets = {"x": x} | {
+        name: value for name, value in tensors.items() if _type(value) is nn.Parameter and value.requires_grad
+    }
+    grad_output = _randn(tuple(x.shape), seed, x.dtype, x.device)
+    if y.shape != x.shape:
+        ex.fail(f"the output has shape {tuple(y.shape)}, expected {tuple(x.shape)}", case=case)
+    got = _grads(ex, y, targets, grad_output, case)
+    expected = torch.autograd.grad(_block_reference(x, tensors, True), list(targets.values()), grad_output)
+    for (name, grad), reference in zip(got.items(), expected, strict=True):
+        ex.assert_close(grad, reference, f"the gradient with respect to {name}", case=case)
+
+
+def _new_block(ex: Exercise, ResidualConvBlock, channels: int, seed: int, device, dtype=torch.float32):
+    label = f"ResidualConvBlock({channels})"
+    with seeded(seed):
+        block = ex.call(ResidualConvBlock, channels, case=label, hints=_block_hints)
+    _expect_module(ex, block, label, label)
+    parts = _block_parts(ex, block, channels, label)
+    nn.Module.to(block, device=device, dtype=dtype)
+    _randomize_block(parts, channels, seed)
+    return block, parts, label
+
+
+def _block_keys(ex: Exercise, block: nn.Module, channels: int, label: str) -> None:
+    """Exactly the state_dict keys and shapes of conv1 (no bias) -> bn1 -> conv2 (no bias) -> bn2."""
+    reference = _ReferenceBlock(channels).to("meta")
+    expected = {key: tuple(value.shape) for key, value in reference.state_dict().items()}
+    got = {key: tuple(value.shape) for key, value in nn.Module.state_dict(block).items()}
+    if got == expected:
+        ex.passed()
+        return
+    extra = sorted(set(got) - set(expected))
+    missing = sorted(set(expected) - set(got))
+    if "conv1.bias" in extra or "conv2.bias" in extra:
+        mistake = (
+            "conv bias left on: BatchNorm subtracts each channel's mean right after the conv, which cancels "
+            "a conv bias, so nn.Conv2d(..., bias=False) is the rule before a BatchNorm"
+        )
+    elif any(key.endswith(("running_mean", "running_var")) for key in missing):
+        mistake = (
+            "BatchNorm without running statistics (track_running_stats=False), so eval mode cannot use them"
+        )
+    elif any(key.endswith((".weight", ".bias")) and key.startswith("bn") for key in missing):
+        mistake = "BatchNorm without its learnable weight and bias (affine=False)"
+    else:
+        mistake = None
+    shapes = [
+        f"{key} {got[key]} instead of {expected[key]}"
+        for key in got
+        if key in expected and got[key] != expected[key]
+    ]
+    ex.fail(
+        "the state_dict differs from the exercise's block: "
+        + "; ".join(
+            part
+            for part in (
+                f"extra keys {', '.join(extra)}" if extra else "",
+                f"missing keys {', '.join(missing)}" if missing else "",
+                f"shapes {', '.join(shapes)}" if shapes else "",
+            )
+            if part
+        ),
+        case=label,
+        mistake=mistake,
+        fix=f"conv1 and conv2 = {_CONV_FIX}; bn1 and bn2 = nn.BatchNorm2d(channels)",
+    )
+
+
+def _block_round_trip(ex: Exercise, ResidualConvBlock, channels: int, seed: int, device) -> None:
+    """A state_dict with these keys loads with strict=True, and the block's own loads into another."""
+    label = f"ResidualConvBlock({channels})"
+    with seeded(seed):
+        block = ex.call(ResidualConvBlock, channels, case=label, hints=_block_hints)
+        reference = _ReferenceBlock(channels)
+    _expect_module(ex, block, label, label)
+    parts = _block_parts(ex, block, channels, label)
+    _block_keys(ex, block, channels, label)
+    _randomize_block(dict(nn.Module.named_children(reference)), channels, seed + 1)
+    nn.Module.to(block, device)
+    ex.call(
+        nn.Module.load_state_dict,
+        block,
+        reference.to(device).state_dict(),
+        strict=True,
+        case=f"{label}: load_state_dict(a state_dict with keys conv1.weight, bn1.weight, ..., strict=True)",
+    )
+    for key, value in reference.state_dict().items():
+        if not _equal(nn.Module.state_dict(block)[key], value):
+            ex.fail(f"after load_state_dict, {key} does not hold the loaded values", case=label)
+    with seeded(seed + 2):
+        other = ex.call(ResidualConvBlock, channels, case=label, hints=_block_hints)
+    nn.Module.to(other, device)
+    ex.call(
+        nn.Module.load_state_dict,
+        other,
+        nn.Module.state_dict(block),
+        strict=True,
+        case=f"a second {label}: load_state_dict(the first one's state_dict, strict=True)",
+    )
+    nn.Module.eval(block)
+    nn.Module.eval(other)
+    x = _randn((2, channels, 4, 5), seed, torch.float32, device)
+    case = f"{label} in eval mode holding loaded values, {_describe_x(x)}"
+    _block_output(ex, block, parts, x, False, case)
+    y = _block_forward(ex, other, x, f"a second {label} holding the first one's state_dict, in eval mode")
+    ex.assert_close(
+        y, _block_forward(ex, block, x, case), "the output of the block loaded from it", case=case
+    )
+
+
+def _block_statistics(ex: Exercise, block, parts, x: torch.Tensor, label: str) -> None:
+    """One train-mode call updates each BatchNorm's running statistics as nn.BatchNorm2d does (momentum
+    0.1, unbiased variance) and counts the batch; an eval-mode call changes none of them."""
+    case = f"{label} in train mode, {_describe_x(x)}"
+    before = {name: _module_tensor(parts[name], "num_batches_tracked") for name in ("bn1", "bn2")}
+    counts = {name: None if value is None else int(value) for name, value in before.items()}
+    expected = _block_tensors(parts)
+    with torch.no_grad():
+        _block_reference(x, expected, training=True)
+    old = _block_tensors(parts)
+    _block_forward(ex, block, x, case)
+    now = _block_tensors(parts)
+    for name in ("bn1", "bn2"):
+        for key in ("running_mean", "running_var"):
+            full = f"{name}.{key}"
+            if expected[full] is None or now[full] is None:
+                continue
+            if ex.is_close(now[full], old[full]):
+                ex.fail(
+                    f"{full} did not change in train mode",
+                    case=case,
+                    mistake="running statistics not updated in train mode (BatchNorm computed by hand, or "
+                    "F.batch_norm with training=False)",
+                    fix="use nn.BatchNorm2d modules: in train mode they update their running statistics",
+                )
+            ex.assert_close(now[full], expected[full], f"{full} after one train-mode call", case=case)
+        count = _module_tensor(parts[name], "num_batches_tracked")
+        if counts[name] is not None and count is not None and int(count) != counts[name] + 1:
+            ex.fail(
+                f"{name}.num_batches_tracked went from {counts[name]} to {int(count)} in one call, expected "
+                f"{counts[name] + 1}",
+                case=case,
+                mistake="one BatchNorm applied twice per call" if int(count) == counts[name] + 2 else None,
+                fix="apply bn1 once (after conv1) and bn2 once (after conv2)",
+            )
+    nn.Module.eval(block)
+    old = _block_tensors(parts)
+    case = f"{label} in eval mode, {_describe_x(x)}"
+    _block_forward(ex, block, x, case)
+    now = _block_tensors(parts)
+    for key, value in old.items():
+        if (
+            value is not None
+            and key.endswith(("running_mean", "running_var"))
+            and not _equal(now[key], value)
+        ):
+            ex.fail(
+                f"{key} changed in eval mode",
+                case=case,
+                mistake="running statistics updated in eval mode (F.batch_norm with training=True)",
+                fix="use nn.BatchNorm2d modules, which follow block.eval()",
+            )
+    ex.passed()
+
+
+def _block_core_cases(hidden: bool, seed: int) -> list[tuple[int, tuple[int, int, int, int], torch.dtype]]:
+    """(channels, x shape, dtype) for the core part: square inputs in train mode."""
+    cases = [(3, (2, 3, 6, 6), torch.float32), (2, (4, 2, 5, 5), torch.float32)]
+    if hidden:
+        generator = torch.Generator().manual_seed(seed)
+        for dtype in (torch.float32, torch.float64):
+            channels, size = _draw(generator, 1, 5), _draw(generator, 2, 7)
+            cases.append((channels, (_draw(generator, 2, 4), channels, size, size), dtype))
+    return cases
+
+
+def _block_edge_cases(hidden: bool, seed: int) -> list[tuple[int, tuple[int, int, int, int], torch.dtype]]:
+    """(channels, x shape, dtype) for the edge part: other heights and widths, one channel, float64."""
+    cases = [
+        (3, (2, 3, 5, 7), torch.float32),
+        (1, (3, 1, 1, 4), torch.float32),
+        (2, (2, 2, 8, 3), torch.float64),
+    ]
+    if hidden:
+        generator = torch.Generator().manual_seed(seed)
+        for dtype in (torch.float32, torch.float64):
+            channels = _draw(generator, 1, 5)
+            shape = (_draw(generator, 2, 4), channels, _draw(generator, 1, 9), _draw(generator, 1, 9))
+            cases.append((channels, shape, dtype))
+    return cases
+
+
+@contextlib.contextmanager
+def _full_float32_convolutions() -> Iterator[None]:
+    """Convolutions in full float32 while the block is checked: on recent GPUs cuDNN may otherwise use
+    TF32 (a 10-bit mantissa), and two correct blocks could differ by 1e-3. Restored afterwards."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
+def check_ResidualConvBlock(
+    ResidualConvBlock, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
+    """Is ``ResidualConvBlock(channels)`` relu(bn2(conv2(relu(bn1(conv1(x))))) + x) with 3x3 convs
+    (padding 1) and two BatchNorms held as conv1, bn1, conv2, bn2? Compared with F.conv2d and F.batch_norm
+    computed from the block's own parameters and buffers. Core: train mode on square inputs, outputs and
+    gradients. ``part="edge"``: the exact state_dict keys (no conv bias) loaded both ways, eval mode with
+    the running statistics, their update in train mode, other heights and widths, one channel, float64."""
+    __tracebackhide__ = True
+    with Exercise("ResidualConvBlock") as ex, _full_float32_convolutions():
+        if part == CORE:
+            for index, (channels, shape, dtype) in enumerate(_block_core_cases(hidden, seed)):
+                for device in ex.devices:
+                    block, parts, label = _new_block(
+                        ex, ResidualConvBlock, channels, seed + index, device, dtype
+                    )
+                    nn.Module.train(block)
+                    x = _randn(shape, seed * 1000 + index, dtype, device)
+                    case = f"{label} in train mode, {_describe_x(x)}"
+                    _block_output(ex, block, parts, x, True, case)
+                    _block_gradients(ex, block, parts, x, seed + index, f"{case}, backward")
+            return
+        for device in ex.devices:
+            for index, channels in enumerate([3, 2] if hidden else [3]):
+                _block_round_trip(ex, ResidualConvBlock, channels, seed + index, device)
+        for index, (channels, shape, dtype) in enumerate(_block_edge_cases(hidden, seed)):
+            for device in ex.devices:
+                block, parts, label = _new_block(ex, ResidualConvBlock, channels, seed + index, device, dtype)
+                _block_keys(ex, block, channels, label)
+                x = _randn(shape, seed * 1000 + index, dtype, device)
+                nn.Module.eval(block)
+                suffix = "" if dtype == torch.float32 else ".to(torch.float64)"
+                _block_output(ex, block, parts, x, False, f"{label}{suffix} in eval mode, {_describe_x(x)}")
+                nn.Module.train(block)
+                _block_output(ex, block, parts, x, True, f"{label}{suffix} in train mode, {_describe_x(x)}")
+                _block_statistics(ex, block, parts, x, f"{label}{suffix}")
 
 
 def _short(module: nn.Module) -> str:

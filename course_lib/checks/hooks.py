@@ -4,8 +4,9 @@ Hooks are state: a hook that is not removed keeps running, and a recorded tensor
 keeps its whole autograd graph alive. So besides comparing results with what PyTorch itself computes,
 every check looks for leaks: hooks left on any module of the model (or in PyTorch's global hook
 tables), pre-existing hooks removed, recorded tensors still attached to the graph, and ``.grad`` fields
-changed by a function that promised to leave them alone. ``hidden=True`` adds random depths, widths,
-dtypes and nested models (used by the hidden tests at grading time).
+changed by a function that promised to leave them alone. Each check has two parts: ``part="core"`` (the
+main behaviour) and ``part="edge"`` (edge cases); ``hidden=True`` adds random depths, widths, dtypes and
+nested models (used by the hidden tests at grading time).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch.utils.hooks import RemovableHandle
 
 from course_lib.checks._core import Exercise, seeded, tolerances
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
 __all__ = ["check_ActivationRecorder", "check_output_grad_norms", "check_clamp_output"]
 
@@ -256,6 +258,7 @@ class _Capture:
 
     def __init__(self, model: nn.Module) -> None:
         self.outputs: dict[str, torch.Tensor] = {}
+        self.inputs: dict[str, torch.Tensor] = {}
         self.handles = [
             module.register_forward_hook(self._hook(name)) for name, module in model.named_modules() if name
         ]
@@ -263,6 +266,8 @@ class _Capture:
     def _hook(self, name: str):
         def hook(module, args, output):
             self.outputs[name] = output.detach().clone()
+            if args and _type(args[0]) is torch.Tensor:
+                self.inputs[name] = args[0].detach().clone()
 
         return hook
 
@@ -341,8 +346,10 @@ def _check_activations(
     first: dict[str, torch.Tensor],
     label: str,
     when: str,
+    inputs: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """``recorder.activations`` holds, for every matching submodule, the detached latest output."""
+    """``recorder.activations`` holds, for every matching submodule, the detached latest output
+    (``inputs``: each submodule's latest input, to recognize a recorded input)."""
     value = ex.call(getattr, recorder, "activations", case=label)
     activations = _dict_view(
         ex, value, "recorder.activations", case=label, fix="create it in __init__: self.activations = {}"
@@ -358,7 +365,14 @@ def _check_activations(
         )
     got = set(activations)
     if got != set(expected):
-        mistake, fix = _expected_keys_diagnosis(model, layer_types, got) or (
+        if not got and when == "after the with block":
+            diagnosis = (
+                "recordings cleared in __exit__: the activations must stay after the with block",
+                "in __exit__ remove the hooks only; leave self.activations as it is",
+            )
+        else:
+            diagnosis = _expected_keys_diagnosis(model, layer_types, got)
+        mistake, fix = diagnosis or (
             None,
             "hook every submodule that is an instance of layer_types, keyed by its qualified name",
         )
@@ -385,6 +399,11 @@ def _check_activations(
                     "first call's output kept instead of the latest",
                     "overwrite the entry on every call: `self.activations[name] = output.detach()`",
                 )
+            if inputs is not None and name in inputs and ex.is_close(actual, inputs[name]):
+                return (
+                    "the layer's input recorded instead of its output (a forward-pre hook, or args[0])",
+                    "use register_forward_hook and store its third argument: `output.detach()`",
+                )
             return None
 
         ex.assert_close(record, latest[name], f"activations[{name!r}] {when}", case=label, diagnose=diagnose)
@@ -408,7 +427,7 @@ def _check_recording(
             model(x1)
             first = dict(capture.outputs)
             expected_out = model(x2)
-            latest = dict(capture.outputs)
+            latest, inputs = dict(capture.outputs), dict(capture.inputs)
         before = _hooks(model)
         if layer_types is None:
             recorder = ex.call(ActivationRecorder, model, case=label, hints=_recorder_hints)
@@ -440,7 +459,7 @@ def _check_recording(
         ex.call(model, x1, case=label)
         out = ex.call(model, x2, case=label)
         _check_model_output(ex, model, out, expected_out, label)
-        _check_activations(ex, recorder, model, types, latest, first, label, "inside the with block")
+        _check_activations(ex, recorder, model, types, latest, first, label, "inside the with block", inputs)
         ex.call(_exit, recorder, case=label, hints=_recorder_hints)
         _expect_no_hook_changes(
             ex,
@@ -551,40 +570,64 @@ def _check_two_recorders(ex: Exercise, ActivationRecorder, model: nn.Module, x1,
         capture.remove()
 
 
-def check_ActivationRecorder(ActivationRecorder, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``ActivationRecorder(model, layer_types)`` record the detached latest output of every matching
-    submodule under its qualified name, and remove exactly its own hooks on exit, even after an error?"""
-    __tracebackhide__ = True
-    cases: list[tuple[Callable[[], nn.Module], tuple | None, tuple[int, ...], torch.dtype, bool]] = [
+_RecorderCase = tuple[Callable[[], nn.Module], tuple[type, ...] | None, tuple[int, ...], torch.dtype, bool]
+
+# (model factory, layer_types or None for the default, x shape, dtype, layer_types given by keyword)
+# Core: recording Linear layers (nested ones too) and the layer types given. Edge: a model that is itself a
+# Linear, a subclass of Linear, other layer types only; and (below) an error in the with block and two
+# recorders on one model.
+_RECORDER_CASES: dict[str, list[_RecorderCase]] = {
+    CORE: [
         (lambda: _mlp([4, 6, 3]), None, (5, 4), torch.float32, False),
         (lambda: _Nested(3, 5, 2), (nn.Linear, nn.Tanh), (4, 3), torch.float32, True),
+    ],
+    EDGE: [
         (lambda: _LinearWithAdapter(3, 4), None, (2, 3), torch.float32, False),  # the root is a Linear
         (lambda: _mlp([4, 6, 3], last=_ScaledLinear), None, (3, 4), torch.float32, False),  # a subclass
         (lambda: _mlp([4, 6, 5, 3]), (nn.ReLU,), (3, 4), torch.float32, False),
-    ]
-    if hidden:
-        generator = torch.Generator().manual_seed(seed)
+    ],
+}
 
-        def draw(low: int, high: int) -> int:
-            return int(torch.randint(low, high + 1, (1,), generator=generator))
 
-        for dtype in (torch.float32, torch.float64):
-            sizes = [draw(1, 7) for _ in range(draw(2, 6))]
-            activation = (nn.ReLU, nn.Tanh, nn.Sigmoid)[draw(0, 2)]
-            cases.append(
-                (lambda s=sizes, a=activation: _mlp(s, a), None, (draw(1, 6), sizes[0]), dtype, False)
-            )
-        width = draw(2, 6)
-        cases += [
+def _hidden_recorder_cases(seed: int, part: str) -> list[_RecorderCase]:
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+    width = draw(2, 6)
+    if part == EDGE:
+        return [
             (lambda w=width: _Nested(w, 4, 3), (nn.Module,), (3, width), torch.float64, False),  # everything
-            (
-                lambda w=width: nn.Sequential(nn.Linear(w, 5), nn.Sequential(_mlp([5, 4, 2]), nn.Tanh())),
-                (nn.Linear,),
-                (2, width),
-                torch.float64,
-                True,
-            ),
+            (lambda w=width: _LinearWithAdapter(w, 3), (nn.Linear,), (2, width), torch.float64, True),
+            (lambda w=width: _mlp([w, 5, 2], last=_ScaledLinear), None, (4, width), torch.float64, False),
         ]
+    cases: list[_RecorderCase] = []
+    for dtype in (torch.float32, torch.float64):
+        sizes = [draw(1, 7) for _ in range(draw(2, 6))]
+        activation = (nn.ReLU, nn.Tanh, nn.Sigmoid)[draw(0, 2)]
+        cases.append((lambda s=sizes, a=activation: _mlp(s, a), None, (draw(1, 6), sizes[0]), dtype, False))
+    cases.append(
+        (
+            lambda w=width: nn.Sequential(nn.Linear(w, 5), nn.Sequential(_mlp([5, 4, 2]), nn.Tanh())),
+            (nn.Linear,),
+            (2, width),
+            torch.float64,
+            True,
+        )
+    )
+    return cases
+
+
+def check_ActivationRecorder(
+    ActivationRecorder, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
+    """Does ``ActivationRecorder(model, layer_types)`` record the detached latest output of every matching
+    submodule under its qualified name, and remove exactly its own hooks on exit, even after an error?
+    Core: Linear layers, nested ones too, and the layer types given; ``part="edge"``: a model that is
+    itself a Linear, subclasses, other layer types, an exception in the with block, two recorders."""
+    __tracebackhide__ = True
+    cases = _hidden_recorder_cases(seed, part) if hidden else _RECORDER_CASES[part]
     with Exercise("ActivationRecorder") as ex:
         for device in ex.devices:
             for index, (factory, layer_types, x_shape, dtype, by_keyword) in enumerate(cases):
@@ -601,6 +644,8 @@ def check_ActivationRecorder(ActivationRecorder, *, hidden: bool = False, seed: 
                     f"{types}, x {tuple(x_shape)}, {_dtype_name(dtype)} on {device}"
                 )
                 _check_recording(ex, ActivationRecorder, model, layer_types, x1, x2, label, by_keyword)
+            if part == CORE:
+                continue
             model = _build(lambda: _mlp([3, 4, 2]), seed + 7, device, torch.float32)
             x = _randn((2, 3), seed + 7, device, torch.float32)
             label = f"Sequential(Linear, ReLU, Linear), the with block raises an exception, on {device}"
@@ -704,6 +749,14 @@ class _Reference:
                 {n: float(g.double().norm()) for n, g in zip(self.names, weight_grads, strict=True)},
                 "the norm of the weight's gradient returned instead of the output's",
                 "use grad_output[0] in a full backward hook, not module.weight.grad",
+            ),
+            (
+                {
+                    n: float(g.double().flatten(1).norm(dim=1).mean()) if g.dim() > 1 else float(g.norm())
+                    for n, g in zip(self.names, output_grads, strict=True)
+                },
+                "per-sample norms averaged (norm(dim=1).mean()) instead of the norm of the whole gradient",
+                "take the L2 norm of the whole tensor: grad_output[0].norm().item()",
             ),
         ]
 
@@ -850,38 +903,49 @@ def _nested_sequential() -> nn.Module:
     )
 
 
-def _grad_cases(hidden: bool, seed: int) -> list[_GradCase]:
-    cases = [
-        _GradCase(lambda: _mlp([4, 8, 3]), (6, 4), None, x_requires_grad=True, x_has_grad=False),
-        _GradCase(lambda: _mlp([4, 8, 6, 3], nn.Tanh), (6, 4), 3, x_requires_grad=False, x_has_grad=False),
-        _GradCase(_nested_sequential, (4, 3), None, x_requires_grad=True, x_has_grad=True),
-    ]
+def _grad_cases(hidden: bool, seed: int, part: str) -> list[_GradCase]:
+    """Core: x is data (does not require grad), flat and nested models, MSE and cross-entropy. Edge: x
+    requires grad (with and without a .grad of its own), a deep sigmoid net (tiny gradients), float64."""
     if not hidden:
-        return cases
+        if part == CORE:
+            return [
+                _GradCase(lambda: _mlp([4, 8, 3]), (6, 4), None, x_requires_grad=False, x_has_grad=False),
+                _GradCase(_nested_sequential, (4, 3), 2, x_requires_grad=False, x_has_grad=False),
+            ]
+        return [
+            _GradCase(lambda: _mlp([4, 8, 6, 3], nn.Tanh), (6, 4), 3, x_requires_grad=True, x_has_grad=False),
+            _GradCase(_nested_sequential, (4, 3), None, x_requires_grad=True, x_has_grad=True),
+            # 13 sigmoid layers: the first layers' gradients are tiny, and compared relatively
+            _GradCase(lambda: _mlp([6] * 13 + [1], nn.Sigmoid), (8, 6), None, False, False, torch.float64),
+        ]
     generator = torch.Generator().manual_seed(seed)
 
     def draw(low: int, high: int) -> int:
         return int(torch.randint(low, high + 1, (1,), generator=generator))
 
+    cases = []
     for dtype in (torch.float32, torch.float64):
-        for requires_grad in (False, True):
-            sizes = [draw(1, 9) for _ in range(draw(2, 7))]
-            activation = (nn.ReLU, nn.Tanh, nn.Sigmoid)[draw(0, 2)]
-            classes = sizes[-1] if draw(0, 1) and sizes[-1] > 1 else None
-            x_shape = (draw(1, 8), sizes[0])
-            cases.append(
-                _GradCase(
-                    lambda s=sizes, a=activation: _mlp(s, a),
-                    x_shape,
-                    classes,
-                    requires_grad,
-                    bool(draw(0, 1)),
-                    dtype,
-                )
+        sizes = [draw(1, 9) for _ in range(draw(2, 7))]
+        activation = (nn.ReLU, nn.Tanh, nn.Sigmoid)[draw(0, 2)]
+        classes = sizes[-1] if draw(0, 1) and sizes[-1] > 1 else None
+        x_shape = (draw(1, 8), sizes[0])
+        requires_grad = part == EDGE
+        cases.append(
+            _GradCase(
+                lambda s=sizes, a=activation: _mlp(s, a),
+                x_shape,
+                classes,
+                requires_grad,
+                requires_grad and bool(draw(0, 1)),
+                dtype,
             )
+        )
     width = draw(2, 6)
+    if part == CORE:
+        return cases + [
+            _GradCase(lambda w=width: _Nested(w, 5, 3), (5, width), 3, False, False, torch.float64),
+        ]
     return cases + [
-        _GradCase(lambda w=width: _Nested(w, 5, 3), (5, width), 3, False, False, torch.float64),
         _GradCase(
             lambda w=width: nn.Sequential(
                 nn.Linear(w, 4), nn.ReLU(), nn.Sequential(_mlp([4, 6, 2], nn.Tanh))
@@ -892,9 +956,49 @@ def _grad_cases(hidden: bool, seed: int) -> list[_GradCase]:
             True,
             torch.float64,
         ),
-        # 13 sigmoid layers: the first layers' gradients are tiny, and compared relatively
-        _GradCase(lambda: _mlp([6] * 13 + [1], nn.Sigmoid), (8, 6), None, False, False),
+        _GradCase(lambda: _mlp([5] * 12 + [2], nn.Sigmoid), (draw(2, 9), 5), 2, False, False),
     ]
+
+
+class _LossError(Exception):
+    """Raised by the check's loss function, to see that output_grad_norms removes its hooks anyway."""
+
+
+def _failing_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    raise _LossError("raised by the check's loss_fn")
+
+
+def _check_hooks_removed_on_error(ex: Exercise, output_grad_norms, seed: int, device) -> None:
+    """When loss_fn raises, the exception comes out of output_grad_norms and its hooks are gone."""
+    model = _build(lambda: _mlp([3, 5, 2]), seed, device, torch.float32)
+    x, target = _randn((4, 3), seed, device, torch.float32), _randn((4, 2), seed + 1, device, torch.float32)
+    label = f"Sequential(Linear, ReLU, Linear) with a loss_fn that raises an exception, on {device}"
+    hooks = _hooks(model)
+
+    def call() -> BaseException | None:
+        try:
+            output_grad_norms(model, _failing_loss, x, target)
+        except _LossError as exc:
+            return exc
+        return None
+
+    came_out = ex.call(call, case=label, hints=_grad_hints(x))
+    if came_out is None:
+        ex.fail(
+            "the exception raised by loss_fn did not come out of output_grad_norms",
+            case=label,
+            mistake="an exception swallowed (an `except` that returns instead of raising)",
+            fix="let errors propagate: use try / finally to remove the hooks, without except",
+        )
+    _expect_no_hook_changes(
+        ex,
+        model,
+        hooks,
+        when="after loss_fn raised inside output_grad_norms",
+        case=label,
+        mistake="hooks left behind when something failed: they were not removed in a finally: block",
+        fix="register the hooks, then `try:` forward, loss and gradients `finally:` remove every handle",
+    )
 
 
 def _check_grad_case(ex: Exercise, output_grad_norms, case: _GradCase, seed: int, device) -> None:
@@ -955,16 +1059,22 @@ def _check_grad_case(ex: Exercise, output_grad_norms, case: _GradCase, seed: int
         )
 
 
-def check_output_grad_norms(output_grad_norms, *, hidden: bool = False, seed: int = 0) -> None:
+def check_output_grad_norms(
+    output_grad_norms, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
     """Does ``output_grad_norms(model, loss_fn, x, target)`` return the L2 norm of d loss / d output of every
     ``nn.Linear`` as Python floats, leaving no hook behind, every ``.grad`` (parameters and x) as it was,
-    and printing no warning, whether or not x requires grad?"""
+    and printing no warning, whether or not x requires grad? Core: x is data (no grad), flat and nested
+    models; ``part="edge"``: x requires grad (and has a .grad), a deep sigmoid net, float64, and a
+    loss_fn that raises (the hooks must go all the same)."""
     __tracebackhide__ = True
-    cases = _grad_cases(hidden, seed)
+    cases = _grad_cases(hidden, seed, part)
     with Exercise("output_grad_norms") as ex:
         for device in ex.devices:
             for index, case in enumerate(cases):
                 _check_grad_case(ex, output_grad_norms, case, seed * 100 + index, device)
+            if part == EDGE:
+                _check_hooks_removed_on_error(ex, output_grad_norms, seed + 5, device)
 
 
 # =========================================================================================================
@@ -1028,6 +1138,7 @@ def _check_clamp_case(
     named = list(module.named_parameters())
     inputs = [x_grad] + [p for _, p in named]
     expected_grads = torch.autograd.grad((torch.clamp(module(x_grad), low, high) * weights).sum(), inputs)
+    unclamped_grads = torch.autograd.grad((module(x_grad) * weights).sum(), inputs)
     values = {name: p.detach().clone() for name, p in named}
     hooks = _hooks(module)
 
@@ -1076,7 +1187,7 @@ def _check_clamp_case(
         )
     grads = torch.autograd.grad((out * weights).sum(), inputs, allow_unused=True)
     names = ["x"] + [n for n, _ in named]
-    for name, grad, expected in zip(names, grads, expected_grads, strict=True):
+    for name, grad, expected, unclamped in zip(names, grads, expected_grads, unclamped_grads, strict=True):
         if grad is None:
             ex.fail(
                 f"no gradient reaches {name} through the clamped output",
@@ -1084,11 +1195,22 @@ def _check_clamp_case(
                 mistake="the clamp was computed on a detached tensor (.detach() or .data)",
                 fix="clamp the output itself: `return output.clamp(min_value, max_value)`",
             )
+
+        def outside_autograd(actual, unclamped=unclamped):
+            if ex.is_close(actual, unclamped):
+                return (
+                    "the clamp was done outside autograd (on output.data, or under torch.no_grad()): the "
+                    "gradient passes as if nothing were clamped",
+                    "return `output.clamp(min_value, max_value)`, computed with autograd recording",
+                )
+            return None
+
         ex.assert_close(
             grad,
             expected,
             f"the gradient with respect to {name} (torch.clamp's: passed where not clamped, 0 elsewhere)",
             case=label,
+            diagnose=outside_autograd,
         )
     ex.call(handle.remove, case=label)
     _expect_no_hook_changes(
@@ -1128,7 +1250,23 @@ def _check_two_clamps(
     second = ex.call(clamp_output, module, -0.3, 1.0, case=label, hints=_clamp_hints)
     for handle in (first, second):
         ex.expect_instance(handle, RemovableHandle, "the returned value", case=label, fix="return the handle")
-    ex.assert_close(ex.call(module, x, case=label), original.clamp(-0.3, 0.8), "both clamps", case=label)
+
+    def shared_bounds(actual):
+        if ex.is_close(actual, original.clamp(-0.3, 1.0)):
+            return (
+                "bounds stored on the module or in globals: the second clamp_output overwrote the first's",
+                "let each hook keep its own bounds: define the hook inside clamp_output, where it sees "
+                "that call's min_value and max_value",
+            )
+        return None
+
+    ex.assert_close(
+        ex.call(module, x, case=label),
+        original.clamp(-0.3, 0.8),
+        "the output with both clamps",
+        case=label,
+        diagnose=shared_bounds,
+    )
     ex.call(first.remove, case=label)
     ex.assert_close(
         ex.call(module, x, case=label),
@@ -1140,39 +1278,72 @@ def _check_two_clamps(
     ex.assert_close(ex.call(module, x, case=label), original, "the output after removing both", case=label)
 
 
-def check_clamp_output(clamp_output, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``clamp_output(module, min_value, max_value)`` clamp the module's output through a forward hook
-    (with torch.clamp's gradients), return its RemovableHandle, and leave the module as it was once the
-    handle is removed?"""
-    __tracebackhide__ = True
-    # (module factory, x shape, input scale, min_value, max_value, dtype)
-    cases = [
+# (module factory, x shape, input scale, min_value, max_value, dtype)
+_ClampCase = tuple[Callable[[], nn.Module], tuple[int, ...], float, float, float, torch.dtype]
+
+# Core: a Linear layer and a custom module with parameters. Edge: a module whose output is a view of its
+# input (an in-place clamp changes the caller's tensor), a Sequential, 3-D input, integer bounds, float64,
+# and (below) two clamps on one module, removed one at a time.
+_CLAMP_CASES: dict[str, list[_ClampCase]] = {
+    CORE: [
         (lambda: nn.Linear(4, 3), (5, 4), 2.0, -0.3, 0.4, torch.float32),
-        (_FirstHalf, (3, 6), 2.0, -1.0, 0.5, torch.float32),  # returns a view of its input
         (lambda: _Affine(4), (6, 4), 1.0, -0.5, 1.5, torch.float32),
-    ]
-    if hidden:
-        generator = torch.Generator().manual_seed(seed)
+    ],
+    EDGE: [
+        (_FirstHalf, (3, 6), 2.0, -1.0, 0.5, torch.float32),  # returns a view of its input
+        (_FirstHalf, (2, 3, 5), 2.0, 0, 1, torch.float64),  # 3-D input, integer bounds
+        (
+            lambda: nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2)),
+            (7, 3),
+            3.0,
+            -0.2,
+            0.1,
+            torch.float64,
+        ),
+    ],
+}
 
-        def uniform(low: float, high: float) -> float:
-            return low + (high - low) * float(torch.rand((), generator=generator))
 
+def _hidden_clamp_cases(seed: int, part: str) -> list[_ClampCase]:
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=generator))
+
+    cases: list[_ClampCase] = []
+    if part == CORE:
         for dtype in (torch.float32, torch.float64):
             n, f = (int(v) for v in torch.randint(1, 8, (2,), generator=generator))
             low = uniform(-1.0, 0.0)
             cases.append((lambda f=f: nn.Linear(f, f + 1), (n, f), 3.0, low, low + uniform(0.2, 1.5), dtype))
-        cases += [
-            (
-                lambda: nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2)),
-                (7, 3),
-                3.0,
-                -0.2,
-                0.1,
-                torch.float64,
-            ),
-            (_FirstHalf, (2, 3, 5), 2.0, -0.5, 0.25, torch.float64),
-            (lambda: _Affine(3), (4, 3), 2.0, 0, 2, torch.float64),  # integer bounds
-        ]
+        f = int(torch.randint(1, 6, (1,), generator=generator))
+        low = uniform(-1.0, 0.0)
+        cases.append((lambda f=f: _Affine(f), (4, f), 2.0, low, low + uniform(0.2, 1.5), torch.float64))
+        return cases
+    n, f = (int(v) for v in torch.randint(2, 8, (2,), generator=generator))
+    low = uniform(-1.0, 0.0)
+    cases.append((_FirstHalf, (n, 2, f), 2.0, low, low + uniform(0.2, 1.0), torch.float64))
+    cases.append((lambda f=f: _Affine(f), (3, f), 2.0, 0, 2, torch.float64))  # integer bounds
+    cases.append(
+        (
+            lambda f=f: nn.Sequential(nn.Linear(f, 6), nn.Tanh(), nn.Linear(6, 2)),
+            (n, f),
+            3.0,
+            low,
+            low + uniform(0.1, 0.5),
+            torch.float32,
+        )
+    )
+    return cases
+
+
+def check_clamp_output(clamp_output, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``clamp_output(module, min_value, max_value)`` clamp the module's output through a forward hook
+    (with torch.clamp's gradients), return its RemovableHandle, and leave the module as it was once the
+    handle is removed? Core: a Linear layer and a custom module with parameters; ``part="edge"``: a module
+    returning a view of its input, a Sequential, 3-D input, integer bounds, two clamps on one module."""
+    __tracebackhide__ = True
+    cases = _hidden_clamp_cases(seed, part) if hidden else _CLAMP_CASES[part]
     with Exercise("clamp_output") as ex:
         for device in ex.devices:
             for index, (factory, x_shape, scale, low, high, dtype) in enumerate(cases):
@@ -1184,7 +1355,7 @@ def check_clamp_output(clamp_output, *, hidden: bool = False, seed: int = 0) -> 
                     f"{_dtype_name(dtype)} on {device}"
                 )
                 _check_clamp_case(ex, clamp_output, module, x, low, high, case_seed + 1, label)
-            if hidden:
+            if part == EDGE:
                 _check_two_clamps(ex, clamp_output, device, torch.float64, seed + 3)
 
 

@@ -1,10 +1,13 @@
-"""Checks for notebook 02_modules: ``MLP``, ``MySequential``, ``ParallelConcat`` and ``FixedHiddenMLP``.
+"""Checks for notebook 02_modules: ``MLP``, ``MySequential``, ``ParallelConcat``, ``FixedHiddenMLP`` and
+``SequenceClassifier``.
 
 Each check builds the student's module (with seeded initialization, so the notebook's random numbers are
 left alone), inspects what it registered through ``nn.Module``'s own methods (parameters, buffers,
 state_dict, ``.to``), and compares its output with what PyTorch computes from the student's own tensors
-(``F.linear``, ``nn.Sequential``, ``torch.cat``) on every available device. ``hidden=True`` adds random
-sizes, float64 and other edge cases (used by the hidden tests at grading time).
+(``F.linear``, ``nn.Sequential``, ``torch.cat``, ``nn.LSTM``) on every available device. Every check has
+two parts, the core behaviour (``part="core"``, the default) and the edge cases (``part="edge"``: other
+shapes, ranks and dtypes, ``.to``, loading a state_dict); ``hidden=True`` adds random sizes, float64 and
+other edge cases (used by the hidden tests at grading time).
 """
 
 from __future__ import annotations
@@ -21,8 +24,15 @@ from torch import nn
 
 from course_lib.checks._core import Exercise, dtype_on, seeded
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
-__all__ = ["check_MLP", "check_MySequential", "check_ParallelConcat", "check_FixedHiddenMLP"]
+__all__ = [
+    "check_MLP",
+    "check_MySequential",
+    "check_ParallelConcat",
+    "check_FixedHiddenMLP",
+    "check_SequenceClassifier",
+]
 
 _type = ORIGINALS["type"]
 _isinstance = ORIGINALS["isinstance"]
@@ -258,23 +268,49 @@ def _mlp_diagnosis(ex: Exercise, x: torch.Tensor, p: dict[str, torch.Tensor]):
                     continue
                 if ex.is_close(actual, value):
                     return mistake, _MLP_FORWARD_FIX
+            expected = F.linear(F.relu(hidden), ow, ob)
+        if actual.shape != expected.shape and actual.numel() == expected.numel():
+            return (
+                "the output squeezed or reshaped (a dimension of size 1 dropped): the output of an MLP "
+                "is (N, out_features) for every N and out_features, 1 included",
+                "return self.out(F.relu(self.hidden(x))) without .squeeze() or .view()",
+            )
         return None
 
     return diagnose
 
 
-def check_MLP(MLP, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``MLP(in_features, hidden_features, out_features)`` register exactly ``hidden`` and ``out``
-    (both nn.Linear, in that order) and compute ``out(relu(hidden(x)))``, with gradients to all four
-    parameters?"""
-    __tracebackhide__ = True
-    # (in_features, hidden_features, out_features, batch, dtype)
-    cases = [(4, 8, 2, 3, torch.float32), (5, 5, 5, 2, torch.float32), (3, 16, 1, 1, torch.float32)]
+def _mlp_cases(part: str, hidden: bool, seed: int) -> list[tuple[int, int, int, int, torch.dtype]]:
+    """(in_features, hidden_features, out_features, batch, dtype) for one part of check_MLP."""
+    if part == CORE:
+        # square layers in the second case: layers applied in the wrong order still run
+        cases = [(4, 8, 2, 3, torch.float32), (5, 5, 5, 2, torch.float32), (3, 6, 4, 5, torch.float32)]
+    else:
+        # one sample and one output, single features, float64, an empty batch
+        cases = [
+            (3, 16, 1, 1, torch.float32),
+            (1, 1, 1, 2, torch.float32),
+            (2, 3, 4, 5, torch.float64),
+            (4, 3, 2, 0, torch.float32),
+        ]
     if hidden:
         generator = _generator(seed)
         for dtype in (torch.float32, torch.float64, torch.float64):
             sizes = [int(v) for v in torch.randint(1, 13, (4,), generator=generator)]
+            if part == EDGE:
+                sizes[int(torch.randint(0, 3, (1,), generator=generator))] = 1
+                sizes[3] = int(torch.randint(0, 2, (1,), generator=generator))  # batch 0 or 1
             cases.append((*sizes, dtype))
+    return cases
+
+
+def check_MLP(MLP, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``MLP(in_features, hidden_features, out_features)`` register exactly ``hidden`` and ``out``
+    (both nn.Linear, in that order) and compute ``out(relu(hidden(x)))``, with gradients to all four
+    parameters? Core: float32 batches; ``part="edge"``: a single sample, single features, float64 and an
+    empty batch."""
+    __tracebackhide__ = True
+    cases = _mlp_cases(part, hidden, seed)
     with Exercise("MLP") as ex:
         for device in ex.devices:
             for index, (in_f, hid_f, out_f, batch, dtype) in enumerate(cases):
@@ -365,29 +401,36 @@ class _Chain:
         )
 
 
-_MYSEQ_VISIBLE = [
-    _Chain([("linear", 3, 5), ("relu",), ("linear", 5, 2)], (4, 3)),
-    # square layers: a wrong order still runs, and gives other values
-    _Chain([("linear", 4, 4), ("tanh",), ("linear", 4, 4), ("relu",), ("linear", 4, 4)], (3, 4)),
-    _Chain([("linear", 2, 3)], (5, 2)),
-    # nested modules and buffers: state_dict keys such as 0.0.weight and 1.running_mean
-    _Chain([("block", 3, 4), ("norm", 4), ("linear", 4, 2)], (6, 3)),
-]
+# The core chains: Linear, ReLU and Tanh. The edge chains: one module, nested modules and buffers.
+_MYSEQ_VISIBLE = {
+    CORE: [
+        _Chain([("linear", 3, 5), ("relu",), ("linear", 5, 2)], (4, 3)),
+        # square layers: a wrong order still runs, and gives other values
+        _Chain([("linear", 4, 4), ("tanh",), ("linear", 4, 4), ("relu",), ("linear", 4, 4)], (3, 4)),
+    ],
+    EDGE: [
+        _Chain([("linear", 2, 3)], (5, 2)),
+        # nested modules and buffers: state_dict keys such as 0.0.weight and 1.running_mean
+        _Chain([("block", 3, 4), ("norm", 4), ("linear", 4, 2)], (6, 3)),
+        _Chain([("linear", 3, 5), ("relu",), ("linear", 5, 2)], (4, 3), torch.float64),
+    ],
+}
 
 
-def _myseq_hidden(seed: int) -> list[_Chain]:
+def _myseq_hidden(seed: int, part: str = CORE) -> list[_Chain]:
     generator = _generator(seed)
 
     def draw(low: int, high: int) -> int:
         return int(torch.randint(low, high + 1, (1,), generator=generator))
 
+    kinds = ("linear", "linear", "relu", "tanh") + (("block", "norm") if part == EDGE else ())
     chains = []
     for dtype in (torch.float32, torch.float64, torch.float64):
         width = draw(1, 8)
         first = width
         recipe: list[tuple] = []
         for _ in range(draw(1, 6)):
-            kind = ("linear", "linear", "relu", "tanh", "block", "norm")[draw(0, 5)]
+            kind = kinds[draw(0, len(kinds) - 1)]
             if kind in ("linear", "block"):
                 new = draw(1, 8)
                 recipe.append((kind, width, new))
@@ -398,9 +441,12 @@ def _myseq_hidden(seed: int) -> list[_Chain]:
                 recipe.append((kind,))
         chains.append(_Chain(recipe, (draw(2, 6), first), dtype))
     size = draw(2, 6)
-    chains.append(
-        _Chain([("linear", size, size), ("tanh",), ("linear", size, size)], (3, size), torch.float64)
-    )
+    if part == CORE:
+        chains.append(
+            _Chain([("linear", size, size), ("tanh",), ("linear", size, size)], (3, size), torch.float64)
+        )
+    else:
+        chains.append(_Chain([("block", size, size)], (draw(2, 6), size), torch.float64))
     return chains
 
 
@@ -522,12 +568,13 @@ def _check_load_both_ways(
         )
 
 
-def check_MySequential(MySequential, *, hidden: bool = False, seed: int = 0) -> None:
+def check_MySequential(MySequential, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``MySequential(*modules)``, a direct nn.Module, register its modules like nn.Sequential
-    (same parameters, state_dict keys and ``.to``), apply them in order, and support ``len()`` and
-    integer indexing, negative indices included?"""
+    (same parameters and state_dict keys) and apply them in order? Core: chains of Linear, ReLU and
+    Tanh; ``part="edge"``: one module, nested modules and buffers, float64, and also ``len()``, integer
+    indexing (negative indices included), state_dicts loaded both ways and ``.to``."""
     __tracebackhide__ = True
-    chains = _MYSEQ_VISIBLE + (_myseq_hidden(seed) if hidden else [])
+    chains = _MYSEQ_VISIBLE[part] + (_myseq_hidden(seed, part) if hidden else [])
     with Exercise("MySequential") as ex:
         if _isinstance(MySequential, type) and issubclass(MySequential, nn.Sequential):
             ex.fail(
@@ -566,6 +613,14 @@ def check_MySequential(MySequential, *, hidden: bool = False, seed: int = 0) -> 
                     )
                 ex.passed()
 
+                _move(ex, seq, device, dtype, case=label)
+                x = _input(chain.x_shape, seed * 100 + index, dtype, device)
+                y = ex.call(seq, x, case=label, hints=_chain_hints)
+                with torch.no_grad():
+                    expected = reference(x)
+                ex.assert_close(y, expected, "seq(x)", case=label, diagnose=_chain_diagnosis(ex, modules, x))
+                if part == CORE:
+                    continue
                 length = ex.expect_int(
                     ex.call(len, seq, case=label, hints=_len_hints), "len(seq)", case=label
                 )
@@ -592,13 +647,6 @@ def check_MySequential(MySequential, *, hidden: bool = False, seed: int = 0) -> 
                             fix="def __getitem__(self, idx): return list(self._modules.values())[idx]",
                         )
                 ex.passed()
-
-                _move(ex, seq, device, dtype, case=label)
-                x = _input(chain.x_shape, seed * 100 + index, dtype, device)
-                y = ex.call(seq, x, case=label, hints=_chain_hints)
-                with torch.no_grad():
-                    expected = reference(x)
-                ex.assert_close(y, expected, "seq(x)", case=label, diagnose=_chain_diagnosis(ex, modules, x))
                 _check_load_both_ways(
                     ex, MySequential, chain, seq, x, y, seed * 100 + index, device, dtype, label
                 )
@@ -659,6 +707,13 @@ def _concat_hints(exc: BaseException) -> tuple[str, str] | None:
             f"concatenation on dim {found.group(1)} instead of the last dimension",
             "torch.cat([branch(x) for branch in self.branches], dim=-1)",
         )
+    found = re.search(r"Dimension out of range .*but got (-?\d+)\)", text)
+    if found:
+        return (
+            f"concatenation on dim {found.group(1)} instead of the last dimension (x may have any number "
+            "of dimensions; a 1-D x of shape (in,) has no dim 1)",
+            "torch.cat([branch(x) for branch in self.branches], dim=-1)",
+        )
     return None
 
 
@@ -691,29 +746,56 @@ def _concat_diagnosis(ex: Exercise, outputs: list[torch.Tensor]):
     return diagnose
 
 
-def check_ParallelConcat(ParallelConcat, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``ParallelConcat(*branches)`` register its branches, feed the same input to each and
-    concatenate their outputs along the last dimension, like ``torch.cat([b(x) for b in branches], -1)``?"""
-    __tracebackhide__ = True
-    # (out sizes of the branches, x shape, dtype); -k is a Linear + ReLU block with k outputs, None Identity
-    cases: list[tuple[list, tuple[int, ...], torch.dtype]] = [
+# (out sizes of the branches, x shape, dtype); -k is a Linear + ReLU block with k outputs, None Identity.
+# The core cases: 2-D input. The edge cases: 3-D and 1-D input, one branch, an Identity branch, float64.
+_CONCAT_VISIBLE: dict[str, list[tuple[list, tuple[int, ...], torch.dtype]]] = {
+    CORE: [
         ([3, 5, -2], (6, 4), torch.float32),
         ([2, 2], (2, 3), torch.float32),  # equal widths: dim 0 runs, with another shape
-        ([3], (5, 2), torch.float32),
-    ]
-    if hidden:
-        generator = _generator(seed)
+        ([4, -1], (3, 5), torch.float32),
+    ],
+    EDGE: [
+        ([4, 4], (2, 3, 5), torch.float32),  # 3-D, equal widths: dim 1 runs, with another shape
+        ([3, None, -2], (2, 4, 3), torch.float32),  # 3-D, other widths: dim 1 raises
+        ([2, 3], (4,), torch.float32),  # 1-D input: no dim 1 at all
+        ([3], (5, 2), torch.float64),  # one branch
+    ],
+}
 
-        def draw(low: int, high: int) -> int:
-            return int(torch.randint(low, high + 1, (1,), generator=generator))
 
-        for dtype in (torch.float32, torch.float64, torch.float64):
-            outs = [draw(1, 7) * (1 if draw(0, 3) else -1) for _ in range(draw(2, 4))]
+def _concat_cases(part: str, hidden: bool, seed: int) -> list[tuple[list, tuple[int, ...], torch.dtype]]:
+    cases = list(_CONCAT_VISIBLE[part])
+    if not hidden:
+        return cases
+    generator = _generator(seed)
+
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+    for dtype in (torch.float32, torch.float64, torch.float64):
+        outs: list = [draw(1, 7) * (1 if draw(0, 3) else -1) for _ in range(draw(2, 4))]
+        if part == CORE:
+            shape: tuple[int, ...] = (draw(1, 6), draw(1, 6))
+        else:
             if draw(0, 1):
                 outs.insert(draw(0, len(outs)), None)
-            shape = tuple(draw(1, 4) for _ in range(draw(1, 2))) + (draw(1, 6),)  # 2-D or 3-D input
-            cases.append((outs, shape, dtype))
+            shape = tuple(draw(1, 4) for _ in range((0, 2, 3)[draw(0, 2)])) + (draw(1, 6),)  # 1-D to 4-D
+        cases.append((outs, shape, dtype))
+    if part == CORE:
+        cases.append(([draw(1, 5)] * 2, (draw(2, 5), draw(1, 5)), torch.float64))  # equal widths
+    else:
         cases.append(([4, 4, 4], (2, 3, 5), torch.float64))  # 3-D, equal widths: dim 1 runs
+        cases.append(([2, -3], (0, draw(1, 4)), torch.float32))  # an empty batch
+    return cases
+
+
+def check_ParallelConcat(ParallelConcat, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``ParallelConcat(*branches)`` register its branches, feed the same input to each and
+    concatenate their outputs along the last dimension, like ``torch.cat([b(x) for b in branches], -1)``?
+    Core: 2-D input; ``part="edge"``: 3-D and 1-D input (so a fixed ``dim=1`` fails), one branch, an
+    Identity branch, float64, and ``.to``."""
+    __tracebackhide__ = True
+    cases = _concat_cases(part, hidden, seed)
     with Exercise("ParallelConcat") as ex:
         for device in ex.devices:
             for index, (outs, shape, dtype) in enumerate(cases):
@@ -743,7 +825,8 @@ def check_ParallelConcat(ParallelConcat, *, hidden: bool = False, seed: int = 0)
                     case=label,
                     diagnose=_concat_diagnosis(ex, outputs),
                 )
-                _check_follows_to(ex, model, branches, label)
+                if part == EDGE:
+                    _check_follows_to(ex, model, branches, label)
 
 
 # -- FixedHiddenMLP ----------------------------------------------------------------------------------
@@ -937,22 +1020,58 @@ def _check_fixed_follows_to(ex: Exercise, model: nn.Module, label: str) -> None:
         ex.passed()
 
 
-def check_FixedHiddenMLP(FixedHiddenMLP, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``FixedHiddenMLP(features=20)`` hold one nn.Linear named ``linear``, used twice per forward,
-    and a constant ``rand_weight`` buffer that is saved and follows ``.to``, and compute linear,
-    ``relu(X @ rand_weight + 1)``, linear, halve while ``|X|_1 > 1``, ``X.sum()``?"""
-    __tracebackhide__ = True
-    # (features or None for the default 20, batch, dtype)
-    cases: list[tuple[int | None, int, torch.dtype]] = [
-        (None, 2, torch.float32),
-        (5, 3, torch.float32),
-        (1, 4, torch.float32),
-    ]
+def _fixed_cases(part: str, hidden: bool, seed: int) -> list[tuple[int | None, int, torch.dtype]]:
+    """(features or None for the default 20, batch, dtype) for one part of check_FixedHiddenMLP."""
+    if part == CORE:
+        cases: list[tuple[int | None, int, torch.dtype]] = [
+            (None, 2, torch.float32),
+            (5, 3, torch.float32),
+            (12, 4, torch.float32),
+        ]
+    else:  # one feature, one sample, float64
+        cases = [(1, 4, torch.float32), (3, 1, torch.float64), (None, 1, torch.float64)]
     if hidden:
         generator = _generator(seed)
         for dtype in (torch.float32, torch.float64, torch.float64):
             features, batch = (int(v) for v in torch.randint(1, 33, (2,), generator=generator))
+            if part == EDGE:
+                features, batch = features % 3 + 1, 1 + batch % 2
             cases.append((features, batch % 6 + 1, dtype))
+    return cases
+
+
+def _check_fixed_reloads(
+    ex: Exercise,
+    FixedHiddenMLP,
+    model: nn.Module,
+    args: tuple,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    label: str,
+) -> None:
+    """A fresh FixedHiddenMLP loaded from the model's state_dict (strict) computes the same output."""
+    other = _build(ex, FixedHiddenMLP, *args, seed=seed, case=label)
+    _move(ex, other, x.device, x.dtype, case=label)
+    ex.call(nn.Module.load_state_dict, other, nn.Module.state_dict(model), strict=True, case=label)
+    with torch.no_grad():
+        again = ex.call(other, x, case=label)
+    ex.assert_close(
+        again,
+        y.detach(),
+        "a fresh FixedHiddenMLP loaded from your model's state_dict, applied to x",
+        case=label,
+    )
+
+
+def check_FixedHiddenMLP(FixedHiddenMLP, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``FixedHiddenMLP(features=20)`` hold one nn.Linear named ``linear``, used twice per forward,
+    and a constant ``rand_weight`` buffer that is saved in the state_dict, and compute linear,
+    ``relu(X @ rand_weight + 1)``, linear, halve while ``|X|_1 > 1``, ``X.sum()``? Core: float32 batches;
+    ``part="edge"``: one feature, one sample, float64, ``.to`` and a fresh model loaded from the
+    state_dict."""
+    __tracebackhide__ = True
+    cases = _fixed_cases(part, hidden, seed)
     with Exercise("FixedHiddenMLP") as ex:
         for device in ex.devices:
             for index, (features, batch, dtype) in enumerate(cases):
@@ -1001,7 +1120,400 @@ def check_FixedHiddenMLP(FixedHiddenMLP, *, hidden: bool = False, seed: int = 0)
                         diagnose=_fixed_diagnosis(ex, x, linear.weight, linear.bias, rand_weight),
                     )
                 _grad_problem(ex, y, {"linear.weight": linear.weight, "linear.bias": linear.bias}, label)
-                _check_fixed_follows_to(ex, model, label)
+                if part == EDGE:
+                    _check_fixed_reloads(ex, FixedHiddenMLP, model, args, x, y, seed + 50 + index, label)
+                    _check_fixed_follows_to(ex, model, label)
+
+
+# -- SequenceClassifier ------------------------------------------------------------------------------
+
+
+@dataclass
+class _SeqCase:
+    """One SequenceClassifier case: the four constructor arguments, ids of shape (batch, length)."""
+
+    vocab_size: int
+    embed_dim: int
+    hidden_size: int
+    num_classes: int
+    batch: int
+    length: int
+    dtype: torch.dtype = torch.float32
+
+    def describe(self, device: torch.device) -> str:
+        return (
+            f"SequenceClassifier({self.vocab_size}, {self.embed_dim}, {self.hidden_size}, "
+            f"{self.num_classes}), ids of shape ({self.batch}, {self.length}) (N={self.batch}, "
+            f"L={self.length}), {_dtype_name(self.dtype)} on {device}"
+        )
+
+    def ids(self, seed: int, device: torch.device) -> torch.Tensor:
+        ids = torch.randint(0, self.vocab_size, (self.batch, self.length), generator=_generator(seed))
+        if ids.numel():
+            ids[0, -1] = self.vocab_size - 1  # the largest id occurs
+        return ids.to(device)
+
+
+# The core cases: several sequences of several tokens, N != L so that swapped batch and time show in the
+# shape, and N == L where only the values show it. The edge cases: one sequence, one token, one class,
+# float64 (and, in the check, tensors that forward creates on the default device).
+_SEQ_VISIBLE = {
+    CORE: [
+        _SeqCase(12, 4, 6, 3, 3, 5),
+        _SeqCase(9, 3, 4, 4, 4, 4),
+        _SeqCase(20, 5, 3, 2, 2, 7),
+    ],
+    EDGE: [
+        _SeqCase(6, 2, 3, 3, 1, 4),  # one sequence: .squeeze() would drop the batch dimension
+        _SeqCase(5, 3, 2, 1, 3, 1),  # one token per sequence, one class
+        _SeqCase(10, 4, 5, 3, 2, 6, torch.float64),  # an initial state made in float32 fails
+    ],
+}
+
+
+def _seq_cases(part: str, hidden: bool, seed: int) -> list[_SeqCase]:
+    cases = list(_SEQ_VISIBLE[part])
+    if not hidden:
+        return cases
+    generator = _generator(seed)
+
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+    # float64 only among the edge cases, where an initial state made in float32 belongs
+    for dtype in (torch.float32,) * 3 if part == CORE else (torch.float32, torch.float64, torch.float64):
+        if part == CORE:
+            batch, length = draw(2, 6), draw(2, 8)
+        else:
+            batch, length = ((1, draw(1, 6)), (draw(1, 5), 1), (draw(1, 3), draw(1, 3)))[draw(0, 2)]
+        cases.append(_SeqCase(draw(2, 30), draw(1, 8), draw(1, 8), draw(1, 6), batch, length, dtype))
+    if part == EDGE:
+        cases.append(_SeqCase(draw(2, 9), draw(1, 4), draw(1, 4), draw(1, 4), 0, draw(1, 4)))  # no sequence
+    return cases
+
+
+_SEQ_INIT_FIX = (
+    "self.embedding = nn.Embedding(vocab_size, embed_dim); "
+    "self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True); "
+    "self.fc = nn.Linear(hidden_size, num_classes)"
+)
+_BATCH_FIRST_FIX = (
+    "self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True): the ids and embeddings are (N, L, ...)"
+)
+_SEQ_FORWARD_FIX = "output, (h_n, c_n) = self.lstm(self.embedding(x)); return self.fc(h_n[-1])"
+_TUPLE_MISTAKE = "the LSTM's (output, (h_n, c_n)) tuple passed on: nn.LSTM returns a tuple, not a tensor"
+_ALL_STEPS = (
+    "fc applied to the whole output: logits for every time step, (N, L, num_classes) (nn.LSTM returns "
+    "(output, (h_n, c_n)), so `h_n, c_n = self.lstm(x)` puts output in h_n)"
+)
+_WHOLE_H_N = "fc applied to h_n itself, of shape (num_layers, N, hidden_size): take its last layer h_n[-1]"
+_SQUEEZED = "h_n.squeeze() dropped the batch dimension too (N == 1): take h_n[-1] or h_n.squeeze(0)"
+_STATE_MISTAKE = (
+    "an initial state (h0, c0) created without the input's dtype or device (torch.zeros(...) makes float32 "
+    "on the CPU): it fails for float64 and on a GPU"
+)
+_STATE_FIX = (
+    "leave the initial state out (nn.LSTM starts from zeros), or create it like the input: "
+    "embedded.new_zeros(1, x.shape[0], hidden_size)"
+)
+
+
+def _seq_structure(ex: Exercise, model: nn.Module, case: _SeqCase, label: str) -> None:
+    """Submodules embedding (nn.Embedding), lstm (nn.LSTM, one layer, one direction) and fc (nn.Linear)
+    of the contract's sizes."""
+    children = dict(_named(ex, nn.Module.named_children, model, label))
+    wanted = (("embedding", nn.Embedding), ("lstm", nn.LSTM), ("fc", nn.Linear))
+    for name, cls in wanted:
+        if name in children:
+            continue
+        others = [n for n, m in children.items() if _isinstance(m, cls) and n not in dict(wanted)]
+        if others:
+            ex.fail(
+                f"the nn.{cls.__name__} is named {others[0]!r}, expected {name!r}",
+                case=label,
+                mistake="submodules not named `embedding`, `lstm` and `fc`",
+                fix=_SEQ_INIT_FIX,
+            )
+        if name == "fc":
+            ex.fail(
+                "the model has no submodule named 'fc'",
+                case=label,
+                mistake="fc missing: the final hidden state must go through an nn.Linear(hidden_size, "
+                "num_classes) to give one logit per class",
+                fix=_SEQ_INIT_FIX,
+            )
+        recurrent = [n for n, m in children.items() if _isinstance(m, nn.RNNBase)]
+        ex.fail(
+            f"the model has no submodule named {name!r} (its submodules: {_short(list(children))})",
+            case=label,
+            mistake="submodules not named `embedding`, `lstm` and `fc`"
+            if children and (name != "lstm" or recurrent)
+            else "the layers are not attributes of the module (created in forward, or local variables)",
+            fix=_SEQ_INIT_FIX,
+        )
+    embedding, lstm, fc = (children[name] for name, _ in wanted)
+    for name, cls in wanted:
+        module = children[name]
+        if not _isinstance(module, cls):
+            kind = _type(module).__name__
+            ex.fail(
+                f"model.{name} is {kind}, expected an nn.{cls.__name__}",
+                case=label,
+                mistake=f"nn.{kind} instead of nn.LSTM"
+                if name == "lstm" and _isinstance(module, nn.RNNBase)
+                else None,
+                fix=_SEQ_INIT_FIX,
+            )
+    weight = embedding.weight
+    if tuple(weight.shape) != (case.vocab_size, case.embed_dim):
+        swapped = tuple(weight.shape) == (case.embed_dim, case.vocab_size)
+        ex.fail(
+            f"model.embedding.weight has shape {tuple(weight.shape)}, expected "
+            f"(vocab_size, embed_dim) = {(case.vocab_size, case.embed_dim)}",
+            case=label,
+            mistake="nn.Embedding's arguments swapped" if swapped else None,
+            fix="nn.Embedding(vocab_size, embed_dim): one row of embed_dim numbers per token id",
+        )
+    if lstm.num_layers != 1:
+        ex.fail(
+            f"model.lstm has num_layers={lstm.num_layers}, expected one layer",
+            case=label,
+            mistake=f"a {lstm.num_layers}-layer LSTM (num_layers={lstm.num_layers}): the classifier asks "
+            "for one layer",
+            fix="nn.LSTM(embed_dim, hidden_size, batch_first=True) (num_layers=1 is the default)",
+        )
+    if lstm.bidirectional:
+        ex.fail(
+            "model.lstm is bidirectional, expected one direction",
+            case=label,
+            mistake="a bidirectional LSTM (bidirectional=True): h_n then holds both directions and "
+            "h_n[-1] is the backward direction's, which read the sequence right to left",
+            fix="nn.LSTM(embed_dim, hidden_size, batch_first=True) (bidirectional=False is the default)",
+        )
+    if (lstm.input_size, lstm.hidden_size, lstm.proj_size) != (case.embed_dim, case.hidden_size, 0):
+        ex.fail(
+            f"model.lstm is {lstm}, expected LSTM({case.embed_dim}, {case.hidden_size}, batch_first=True)",
+            case=label,
+            mistake="the LSTM's input_size is not embed_dim (it reads the embedding vectors)"
+            if lstm.input_size != case.embed_dim
+            else None,
+            fix="nn.LSTM(embed_dim, hidden_size, batch_first=True)",
+        )
+    if (fc.in_features, fc.out_features) != (case.hidden_size, case.num_classes):
+        ex.fail(
+            f"model.fc is {fc}, expected Linear(in_features={case.hidden_size}, "
+            f"out_features={case.num_classes}) (hidden_size -> num_classes)",
+            case=label,
+            mistake="fc sized for a bidirectional LSTM (2 * hidden_size)"
+            if fc.in_features == 2 * case.hidden_size
+            else None,
+            fix="nn.Linear(hidden_size, num_classes)",
+        )
+    ex.passed()
+
+
+def _seq_hints(exc: BaseException) -> tuple[str, str] | None:
+    text = str(exc)
+    if "not tuple" in text or "'tuple' object" in text or "tuple indices" in text:
+        return (_TUPLE_MISTAKE, _SEQ_FORWARD_FIX)
+    if "'indices'" in text and "scalar types" in text:
+        return (
+            "token ids converted to float: nn.Embedding looks rows up by integer index",
+            "pass the int64 ids to self.embedding as they are (no .float())",
+        )
+    if "same dtype" in text or "same device" in text or "not at the same device" in text:
+        return (_STATE_MISTAKE, _STATE_FIX)
+    if "hx and cx" in text or "Expected hidden" in text:
+        return (
+            "an initial state (h0, c0) of the wrong shape: nn.LSTM wants (num_layers, N, hidden_size)",
+            _STATE_FIX,
+        )
+    return None
+
+
+class _SeqReference:
+    """The contract's forward computed by PyTorch from the student's own embedding, lstm and fc weights:
+    ``F.embedding``, an ``nn.LSTM(batch_first=True)`` holding copies of the student's LSTM weights, and
+    ``F.linear``."""
+
+    def __init__(self, model: nn.Module, ex: Exercise, label: str) -> None:
+        children = model._modules
+        self.embedding_weight = children["embedding"].weight
+        lstm, fc = children["lstm"], children["fc"]
+        self.fc_weight, self.fc_bias = fc.weight, fc.bias
+        weight = lstm.weight_ih_l0
+        self.lstm = nn.LSTM(
+            lstm.input_size,
+            lstm.hidden_size,
+            bias=lstm.bias,
+            batch_first=True,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+        own = lstm._parameters
+        with torch.no_grad():
+            for name, parameter in self.lstm.named_parameters():
+                given = own.get(name)
+                if given is None or given.shape != parameter.shape:
+                    ex.fail(
+                        f"model.lstm has no parameter {name} of shape {tuple(parameter.shape)}", case=label
+                    )
+                parameter.copy_(given)
+
+    def fc(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.fc_weight, self.fc_bias)
+
+    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(embedded, output, h_n, c_n)`` for ids (N, L)."""
+        embedded = F.embedding(ids, self.embedding_weight)
+        output, (h_n, c_n) = self.lstm(embedded)
+        return embedded, output, h_n, c_n
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        _, _, h_n, _ = self.run(ids)
+        return self.fc(h_n[-1])
+
+
+def _seq_diagnosis(ex: Exercise, reference: _SeqReference, ids: torch.Tensor, batch_first: bool):
+    def diagnose(actual: torch.Tensor) -> tuple[str, str] | None:
+        n, length = ids.shape
+        if not actual.is_floating_point():
+            return (
+                "predicted classes returned (argmax) instead of the logits",
+                "return self.fc(h_n[-1]), the raw scores; take argmax outside the model",
+            )
+        with torch.no_grad():
+            embedded, output, h_n, c_n = reference.run(ids)
+            logits = reference.fc(h_n[-1])
+            _, (h_time, _) = reference.lstm(embedded.transpose(0, 1))  # dim 0 read as time
+            swapped = (
+                "batch_first missing (batch and time swapped): without batch_first=True nn.LSTM reads "
+                "(N, L, embed_dim) as L sequences of N steps"
+                if not batch_first
+                else "batch and time swapped: the LSTM read (N, L, embed_dim) as L sequences of N steps"
+            )
+            raw = "return self.fc(h_n[-1]) as it is; apply softmax outside the model to read probabilities"
+            candidates = [
+                (swapped, lambda: reference.fc(h_time[-1]), _BATCH_FIRST_FIX),
+                (
+                    "the first time step output[:, 0] used: it has seen the first token only",
+                    lambda: reference.fc(output[:, 0]),
+                    _SEQ_FORWARD_FIX,
+                ),
+                (
+                    "softmax applied to the logits (nn.CrossEntropyLoss applies log_softmax itself)",
+                    lambda: logits.softmax(dim=-1),
+                    raw,
+                ),
+                (
+                    "log_softmax applied to the logits (nn.CrossEntropyLoss applies log_softmax itself)",
+                    lambda: logits.log_softmax(dim=-1),
+                    raw,
+                ),
+                ("sigmoid applied to the logits", lambda: torch.sigmoid(logits), raw),
+                (
+                    "the cell state c_n used instead of the hidden state h_n",
+                    lambda: reference.fc(c_n[-1]),
+                    _SEQ_FORWARD_FIX,
+                ),
+                (
+                    "the mean of output over the time steps used instead of the final hidden state",
+                    lambda: reference.fc(output.mean(dim=1)),
+                    _SEQ_FORWARD_FIX,
+                ),
+                (_ALL_STEPS, lambda: reference.fc(output), _SEQ_FORWARD_FIX),
+                (_WHOLE_H_N, lambda: reference.fc(h_n), _SEQ_FORWARD_FIX),
+                (_SQUEEZED, lambda: reference.fc(h_n.squeeze()), _SEQ_FORWARD_FIX),
+            ]
+            for mistake, wrong, fix in candidates:
+                value = wrong()
+                # a mistake that gives the right logits in this case (one token, one sequence) is not it
+                if ex.is_close(actual, value) and not ex.is_close(value, logits):
+                    return mistake, fix
+        if tuple(actual.shape) == (n, length, logits.shape[-1]):
+            return _ALL_STEPS, _SEQ_FORWARD_FIX
+        if tuple(actual.shape) == (length, logits.shape[-1]) and n != length:
+            return swapped, _BATCH_FIRST_FIX
+        if actual.dim() == 3 and tuple(actual.shape[1:]) == tuple(logits.shape):
+            return _WHOLE_H_N, _SEQ_FORWARD_FIX
+        return None
+
+    return diagnose
+
+
+def _seq_forward(ex: Exercise, model: nn.Module, ids: torch.Tensor, label: str) -> torch.Tensor:
+    y = ex.call(model, ids, case=label, hints=_seq_hints)
+    if _type(y) is tuple:
+        ex.fail(
+            f"model(ids) returned a tuple of {len(y)}, expected the logits, a tensor (N, num_classes)",
+            case=label,
+            mistake=_TUPLE_MISTAKE,
+            fix=_SEQ_FORWARD_FIX,
+        )
+    return ex.expect_tensor(y, "model(ids)", case=label)
+
+
+def _check_seq_default_device(ex: Exercise, model: nn.Module, ids: torch.Tensor, label: str) -> None:
+    """With PyTorch's default device set to meta, a tensor that forward creates without ``device=`` lands
+    on meta, away from the model and the ids: a device mistake shows on a CPU-only machine too, the way it
+    would on a GPU. (Cheaper than running the LSTM on meta, which loads PyTorch's compiler.)"""
+    meta_label = label + ", run inside `with torch.device('meta'):` (tensors made without device= go there)"
+    with torch.no_grad(), torch.device("meta"):
+        y = _seq_forward(ex, model, ids, meta_label)
+    expected = (ids.shape[0], model._modules["fc"].out_features)
+    if y.device != ids.device or tuple(y.shape) != expected:
+        ex.fail(
+            f"model(ids) is of shape {tuple(y.shape)} on {y.device}, expected {expected} on {ids.device}",
+            case=meta_label,
+            mistake="a tensor created inside forward without device=, on the default device instead of "
+            "beside the input"
+            if y.device != ids.device
+            else None,
+            fix="create tensors in forward with device=x.device (or leave the initial state out)",
+        )
+    ex.passed()
+
+
+def check_SequenceClassifier(
+    SequenceClassifier, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
+    """Does ``SequenceClassifier(vocab_size, embed_dim, hidden_size, num_classes)`` hold ``embedding``
+    (nn.Embedding), ``lstm`` (nn.LSTM, one layer, one direction) and ``fc`` (nn.Linear), and map int64 ids
+    (N, L) to logits ``fc(h_n[-1])`` (N, num_classes), with gradients to every parameter? The expected
+    logits are computed by PyTorch from the student's own weights, the sequences read batch first. Core:
+    several sequences of several tokens; ``part="edge"``: one sequence, one token, one class, float64, an
+    empty batch (hidden) and tensors created in forward on the default device."""
+    __tracebackhide__ = True
+    cases = _seq_cases(part, hidden, seed)
+    with Exercise("SequenceClassifier") as ex:
+        for device in ex.devices:
+            for index, case in enumerate(cases):
+                dtype = dtype_on(device, case.dtype)
+                label = _SeqCase(**{**vars(case), "dtype": dtype}).describe(device)
+                args = (case.vocab_size, case.embed_dim, case.hidden_size, case.num_classes)
+                model = _build(ex, SequenceClassifier, *args, seed=seed + index, case=label)
+                _seq_structure(ex, model, case, label)
+                _move(ex, model, device, dtype, case=label)
+                ids = case.ids(seed * 100 + index, device)
+                before = ids.clone()
+                y = _seq_forward(ex, model, ids, label)
+                if not torch.equal(ids, before):
+                    ex.fail("model(ids) changed the ids it was given", case=label, fix="leave x as it is")
+                reference = _SeqReference(model, ex, label)
+                with torch.no_grad():
+                    expected = reference.logits(ids)
+                batch_first = bool(model._modules["lstm"].batch_first)
+                ex.assert_close(
+                    y,
+                    expected,
+                    "model(ids)",
+                    case=label,
+                    diagnose=_seq_diagnosis(ex, reference, ids, batch_first),
+                )
+                params = dict(_named(ex, nn.Module.named_parameters, model, label))
+                _grad_problem(ex, y, params, label)
+                if part == EDGE and index == 0:
+                    _check_seq_default_device(ex, model, ids, label)
 
 
 protect_module(__name__)

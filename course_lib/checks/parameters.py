@@ -4,8 +4,11 @@
 The first three run the student's function on models built here (shared layers, tied parameters,
 BatchNorm buffers, frozen parts, names such as ``fc`` next to ``fc2``) and compare with what
 ``model.parameters()`` / ``named_parameters()`` report; ``RunningMean`` is compared, step by step, with
-the update rule computed here. Every check runs on each available device and on ``meta`` (shapes without
-data), so a tensor that does not follow ``.to()`` is caught on a CPU-only machine too.
+the update rule computed here. Every check runs on each available device; the edge-case parts
+(``part="edge"``) and ``parameter_shapes`` also run on ``meta`` (shapes without data), so a tensor that does
+not follow ``.to()`` is caught on a CPU-only machine too. The exercises worth 3 points or more have a core
+part (the main behaviour) and an edge part (options, empty models, eval mode, dtypes, the state_dict);
+``hidden=True`` adds random models of either kind.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch import nn
 
 from course_lib.checks._core import Exercise, describe, seeded
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
 __all__ = ["check_count_parameters", "check_parameter_shapes", "check_freeze", "check_RunningMean"]
 
@@ -166,11 +170,24 @@ def _count(parameters, trainable_only: bool) -> int:
     return sum(p.numel() for p in parameters if p.requires_grad or not trainable_only)
 
 
+def _linear_only(model: nn.Module, trainable_only: bool) -> int:
+    """What counting only the nn.Linear layers' parameters gives (each tensor once)."""
+    seen: dict[int, int] = {}
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            for p in module.parameters(recurse=False):
+                if p.requires_grad or not trainable_only:
+                    seen[id(p)] = p.numel()
+    return sum(seen.values())
+
+
 def _count_diagnosis(model: nn.Module, trainable_only: bool, got: int) -> tuple[str, str] | None:
     unique = list(model.parameters())
     every_use = [p for _, p in model.named_parameters(remove_duplicate=False)]
     buffers = sum(b.numel() for b in model.buffers())
     state_total = sum(v.numel() for v in model.state_dict().values())
+    counted = [p for p in unique if p.requires_grad or not trainable_only]
+    by_address = {p.data_ptr(): p.numel() for p in counted}
     candidates = [
         (
             state_total if state_total != _count(unique, False) else None,
@@ -194,6 +211,12 @@ def _count_diagnosis(model: nn.Module, trainable_only: bool, got: int) -> tuple[
             "keep the parameters with p.requires_grad == True",
         ),
         (
+            sum(p.numel() for p in unique if p.grad is not None) if trainable_only else None,
+            "trainable read from p.grad (None until a backward reaches the parameter) instead of "
+            "p.requires_grad",
+            "a parameter is trainable when p.requires_grad is True, whether or not it has a .grad yet",
+        ),
+        (
             _count(every_use, trainable_only),
             "shared tensors counted twice (once per name or per module that uses them)",
             "model.parameters() already yields a shared tensor once: sum p.numel() over it",
@@ -208,6 +231,18 @@ def _count_diagnosis(model: nn.Module, trainable_only: bool, got: int) -> tuple[
             "counted parameter tensors instead of scalar entries",
             "add up p.numel() for each parameter tensor",
         ),
+        (
+            _linear_only(model, trainable_only),
+            "only the nn.Linear layers counted: other modules (BatchNorm, parameters set on a module "
+            "directly) hold parameters too",
+            "sum p.numel() over model.parameters(), which reaches every registered parameter",
+        ),
+        (
+            sum(by_address.values()) if len(by_address) < len(counted) else None,
+            "parameters told apart by memory address (p.data_ptr()): tensors without memory of their own "
+            "(on the meta device, or empty ones) all have data_ptr() 0",
+            "model.parameters() already yields each tensor once: sum p.numel() over it",
+        ),
     ]
     for value, mistake, fix in candidates:
         if value is not None and value == got:
@@ -215,59 +250,95 @@ def _count_diagnosis(model: nn.Module, trainable_only: bool, got: int) -> tuple[
     return None
 
 
-def _count_cases(hidden: bool, seed: int) -> list[tuple[_ModelCase, bool | None]]:
+# The core cases: counting every parameter (shared tensors once, no buffers, frozen ones included), with
+# trainable_only left at its default or False. The edge cases: trainable_only=True (also by position),
+# models without parameters or with buffers only, and the meta device.
+def _count_cases(part: str, hidden: bool, seed: int) -> list[tuple[_ModelCase, bool | None]]:
     """(model, trainable_only); None means: call without the argument (its default)."""
-    visible: list[tuple[_ModelCase, bool | None]] = [
-        (_ModelCase("MLP Linear(4, 8), ReLU, Linear(8, 2)", lambda: _mlp([4, 8, 2])), None),
-        (
-            _ModelCase(
-                "Linear(2, 3), the same Linear(3, 3) used twice, BatchNorm1d(3), Linear(3, 1)",
-                lambda: _shared_mlp(2, 3, 1, norm=True),
+    if part == CORE:
+        visible: list[tuple[_ModelCase, bool | None]] = [
+            (_ModelCase("MLP Linear(4, 8), ReLU, Linear(8, 2)", lambda: _mlp([4, 8, 2])), None),
+            (
+                _ModelCase(
+                    "Linear(2, 3), the same Linear(3, 3) used twice, BatchNorm1d(3), Linear(3, 1)",
+                    lambda: _shared_mlp(2, 3, 1, norm=True),
+                ),
+                False,
             ),
-            False,
-        ),
-        (_ModelCase("tied encoder/decoder weight and BatchNorm1d(4)", _Tied), False),
-        (
-            _ModelCase("MLP [3, 6, 4, 2]", lambda: _mlp([3, 6, 4, 2]), frozen={"0.weight", "0.bias"}),
-            True,
-        ),
-        (
-            _ModelCase("MLP [3, 6, 4, 2]", lambda: _mlp([3, 6, 4, 2]), frozen={"2.weight", "4.bias"}),
-            False,
-        ),
-        (_ModelCase("nn.ReLU() (no parameters)", nn.ReLU), True),
-        (_ModelCase("scale, backbone, fc, fc2", _FcNet, frozen={"scale", "fc.bias"}), True),
-    ]
+            (_ModelCase("tied encoder/decoder weight and BatchNorm1d(4)", _Tied), None),
+            (
+                _ModelCase("MLP [3, 6, 4, 2]", lambda: _mlp([3, 6, 4, 2]), frozen={"2.weight", "4.bias"}),
+                False,
+            ),
+            (_ModelCase("scale, backbone, fc, fc2", _FcNet, frozen={"fc.bias"}), None),
+        ]
+    else:
+        visible = [
+            (
+                _ModelCase("MLP [3, 6, 4, 2]", lambda: _mlp([3, 6, 4, 2]), frozen={"0.weight", "0.bias"}),
+                True,
+            ),
+            (_ModelCase("scale, backbone, fc, fc2", _FcNet, frozen={"scale", "fc.bias"}), True),
+            (
+                _ModelCase(
+                    "Linear(2, 3), the same Linear(3, 3) used twice, BatchNorm1d(3), Linear(3, 1)",
+                    lambda: _shared_mlp(2, 3, 1, norm=True),
+                    frozen={"0.weight"},
+                ),
+                True,
+            ),
+            (_ModelCase("MLP [4, 5, 2]", lambda: _mlp([4, 5, 2])), True),
+            (_ModelCase("nn.ReLU() (no parameters)", nn.ReLU), True),
+            (
+                _ModelCase(
+                    "nn.BatchNorm1d(4, affine=False) (buffers only)", lambda: nn.BatchNorm1d(4, affine=False)
+                ),
+                None,
+            ),
+            (
+                _ModelCase(
+                    "MLP [5, 7, 3], all frozen",
+                    lambda: _mlp([5, 7, 3]),
+                    {"0.weight", "0.bias", "2.weight", "2.bias"},
+                ),
+                True,
+            ),
+        ]
     if not hidden:
         return visible
     generator = torch.Generator().manual_seed(seed + 1)
     cases: list[tuple[_ModelCase, bool | None]] = []
     for case in _random_cases(seed):
-        cases.append((case, bool(_draw(generator, 0, 1))))
-    all_frozen = {"0.weight", "0.bias", "2.weight", "2.bias"}
-    cases.append((_ModelCase("MLP [5, 7, 3], all frozen", lambda: _mlp([5, 7, 3]), all_frozen), True))
-    big = _draw(generator, 1000, 3000)
-    cases.append(
-        (
-            _ModelCase(
-                f"Linear({big}, {big}), BatchNorm1d({big})",
-                lambda: nn.Sequential(nn.Linear(big, big), nn.BatchNorm1d(big)),
-                frozen={"1.weight"},
-                meta_only=True,
-            ),
-            True,
+        flag = bool(_draw(generator, 0, 1))
+        cases.append((case, True if part == EDGE else (None if flag else False)))
+    if part == EDGE:
+        big = _draw(generator, 1000, 3000)
+        cases.append(
+            (
+                _ModelCase(
+                    f"Linear({big}, {big}), BatchNorm1d({big})",
+                    lambda: nn.Sequential(nn.Linear(big, big), nn.BatchNorm1d(big)),
+                    frozen={"1.weight"},
+                    meta_only=True,
+                ),
+                True,
+            )
         )
-    )
     return cases + visible
 
 
-def check_count_parameters(count_parameters, *, hidden: bool = False, seed: int = 0) -> None:
+def check_count_parameters(
+    count_parameters, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
     """Does ``count_parameters(model, trainable_only)`` count scalar parameters, each shared tensor once,
-    no buffers, and only the trainable ones when asked, as a Python int?"""
+    no buffers, and only the trainable ones when asked, as a Python int? Core: every parameter counted
+    (``trainable_only`` at its default or False); ``part="edge"``: ``trainable_only=True`` (also given by
+    position), models without parameters or with buffers only, and the meta device."""
     __tracebackhide__ = True
-    cases = _count_cases(hidden, seed)
+    cases = _count_cases(part, hidden, seed)
     with Exercise("count_parameters") as ex:
-        for device in [*ex.devices, _META]:
+        devices = [*ex.devices, _META] if part == EDGE else list(ex.devices)
+        for device in devices:
             for case, trainable_only in cases:
                 if case.meta_only and device.type != "meta":
                     continue
@@ -296,7 +367,8 @@ def check_count_parameters(count_parameters, *, hidden: bool = False, seed: int 
                     )
                     ex.fail(f"returned {got}, expected {expected}", case=label, mistake=mistake, fix=fix)
                 ex.passed()
-        _check_positional_flag(ex, count_parameters)
+        if part == EDGE:
+            _check_positional_flag(ex, count_parameters)
 
 
 def _check_positional_flag(ex: Exercise, count_parameters) -> None:
@@ -472,20 +544,32 @@ class _FreezeCase:
 _DEFAULT = object()
 
 
-def _freeze_cases(hidden: bool, seed: int) -> list[_FreezeCase]:
+# The core cases: tuples and lists of module paths and parameter names, where a plain prefix or substring
+# match keeps too much ("fc" next to "fc2", "1" next to "10" and "11"). The edge cases: a bare string,
+# the default (nothing kept), parameters frozen before the call, a model without parameters, and meta.
+def _freeze_cases(part: str, hidden: bool, seed: int) -> list[_FreezeCase]:
     fc_net = _ModelCase("scale, backbone (layers, fc, norm), fc, fc2", _FcNet)
     twelve = _ModelCase(
         "12 Linear(2, 2) in a Sequential", lambda: nn.Sequential(*(nn.Linear(2, 2) for _ in range(12)))
     )
-    visible = [
-        _FreezeCase(fc_net, ("fc",)),
-        _FreezeCase(fc_net, "fc2"),
-        _FreezeCase(fc_net, ["backbone.fc", "scale"]),
-        _FreezeCase(fc_net, _DEFAULT),
-        _FreezeCase(fc_net, ("fc.bias", "backbone"), before={"backbone.layers.0.weight", "backbone.fc.bias"}),
-        _FreezeCase(twelve, ("1",)),
-        _FreezeCase(twelve, ["11", "0.bias"]),
-    ]
+    if part == CORE:
+        visible = [
+            _FreezeCase(fc_net, ("fc",)),
+            _FreezeCase(fc_net, ["backbone.fc", "scale"]),
+            _FreezeCase(fc_net, ("fc2.weight", "backbone.layers")),
+            _FreezeCase(twelve, ("1",)),
+            _FreezeCase(twelve, ["11", "0.bias"]),
+        ]
+    else:
+        visible = [
+            _FreezeCase(fc_net, "fc2"),
+            _FreezeCase(fc_net, "backbone.layers.0"),
+            _FreezeCase(fc_net, _DEFAULT),
+            _FreezeCase(
+                fc_net, ("fc.bias", "backbone"), before={"backbone.layers.0.weight", "backbone.fc.bias"}
+            ),
+            _FreezeCase(_ModelCase("nn.ReLU() (no parameters)", nn.ReLU), ()),
+        ]
     if not hidden:
         return visible
     generator = torch.Generator().manual_seed(seed)
@@ -495,17 +579,27 @@ def _freeze_cases(hidden: bool, seed: int) -> list[_FreezeCase]:
             names = [name for name, _ in case.factory().named_parameters()]
         modules = sorted({name.rsplit(".", 1)[0] for name in names})
         pool = modules + names
-        prefixes = [pool[_draw(generator, 0, len(pool) - 1)] for _ in range(_draw(generator, 0, 3))]
-        kind = _draw(generator, 0, 2)
-        keep: Any = tuple(prefixes) if kind == 0 else list(prefixes)
-        if kind == 2 and prefixes:
-            keep = prefixes[0]
+        prefixes = [
+            pool[_draw(generator, 0, len(pool) - 1)]
+            for _ in range(_draw(generator, 0 if part == EDGE else 1, 3))
+        ]
         before = set(case.frozen)
         case.frozen = set()
+        if part == CORE:
+            keep: Any = tuple(prefixes) if _draw(generator, 0, 1) else list(prefixes)
+            cases.append(_FreezeCase(case, keep))
+            continue
+        kind = _draw(generator, 0, 2)
+        keep = tuple(prefixes) if kind == 0 else list(prefixes)
+        if kind == 2 and prefixes:
+            keep = prefixes[0]
         cases.append(_FreezeCase(case, keep, before))
     backbone = _ModelCase("scale, backbone (layers, fc, norm), fc, fc2", _FcNet, dtype=torch.float64)
-    cases.append(_FreezeCase(backbone, ("backbone.layers.2", "fc2.weight"), before={"fc2.weight"}))
-    cases.append(_FreezeCase(backbone, "backbone.layers"))
+    if part == CORE:
+        cases.append(_FreezeCase(backbone, ("backbone.layers.2", "fc2.weight")))
+    else:
+        cases.append(_FreezeCase(backbone, ("backbone.layers.2", "fc2.weight"), before={"fc2.weight"}))
+        cases.append(_FreezeCase(backbone, "backbone.layers"))
     return cases + visible
 
 
@@ -541,6 +635,21 @@ def _freeze_diagnosis(
             f"substring match (`prefix in name`): kept {extra!r}",
             "keep a name when name == prefix or name.startswith(prefix + '.') (a module path from the root)",
         )
+    dotted = [n for n in names if any(n.startswith(p + ".") for p in prefixes)]
+    if got == dotted and dotted != kept:
+        missed = next(n for n in kept if n not in dotted)
+        return (
+            f"a prefix that is a whole parameter name not matched ({missed!r}): only "
+            "name.startswith(prefix + '.') was tested",
+            "keep a name when name == prefix or name.startswith(prefix + '.')",
+        )
+    first_part = [n for n in names if n.split(".")[0] in prefixes]
+    if got == first_part and first_part != kept:
+        return (
+            "only the first part of each name compared (name.split('.')[0]): a nested path such as "
+            "'backbone.fc' never matches, and 'backbone' alone would keep all of backbone",
+            "compare the whole path: name == prefix or name.startswith(prefix + '.')",
+        )
     if _type(case.keep) is str:
         characters = [n for n in names if _keeps(n, tuple(case.keep))]
         loose = [n for n in names if any(n.startswith(c) for c in case.keep)]
@@ -558,14 +667,34 @@ def _freeze_diagnosis(
     return None
 
 
-def check_freeze(freeze, *, hidden: bool = False, seed: int = 0) -> None:
+def _freeze_hints(exc: BaseException):
+    text = str(exc)
+    if "is not an nn.Module" in text:
+        return (
+            "a prefix that names a parameter (such as 'scale' or '0.bias') looked up with get_submodule, "
+            "which finds modules only",
+            "compare names instead: keep a parameter when name == prefix or name.startswith(prefix + '.')",
+        )
+    if "is not an nn.Parameter" in text:
+        return (
+            "a prefix that names a module (such as 'fc') looked up with get_parameter, which finds "
+            "parameters only",
+            "compare names instead: keep a parameter when name == prefix or name.startswith(prefix + '.')",
+        )
+    return None
+
+
+def check_freeze(freeze, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``freeze(model, keep_trainable)`` set requires_grad=True exactly on the parameters under the
     given module-path prefixes (a bare string being one prefix), False on all others, leave the train/eval
-    mode alone, and return the trainable names in named_parameters() order?"""
+    mode alone, and return the trainable names in named_parameters() order? Core: tuples and lists of
+    module paths and parameter names; ``part="edge"``: a bare string, the default (nothing kept),
+    parameters frozen before the call, a model without parameters, and the meta device."""
     __tracebackhide__ = True
-    cases = _freeze_cases(hidden, seed)
+    cases = _freeze_cases(part, hidden, seed)
     with Exercise("freeze") as ex:
-        for device in [*ex.devices, _META]:
+        devices = [*ex.devices, _META] if part == EDGE else list(ex.devices)
+        for device in devices:
             for case in cases:
                 model = _frozen(case.model.build(device), case.before)
                 named = list(model.named_parameters())
@@ -574,10 +703,10 @@ def check_freeze(freeze, *, hidden: bool = False, seed: int = 0) -> None:
                 if case.before:
                     label += f"; frozen before the call: {', '.join(sorted(case.before))}"
                 if case.keep is _DEFAULT:
-                    got = ex.call(freeze, model, case=label)
+                    got = ex.call(freeze, model, case=label, hints=_freeze_hints)
                 else:
                     keep = list(case.keep) if _type(case.keep) is list else case.keep
-                    got = ex.call(freeze, model, keep, case=label)
+                    got = ex.call(freeze, model, keep, case=label, hints=_freeze_hints)
                 _check_freeze_result(ex, model, named, before, case, got, label)
 
 
@@ -614,7 +743,8 @@ def _check_freeze_result(ex, model, named, before, case: _FreezeCase, got, label
             ex.fail(
                 "requires_grad did not change on any parameter",
                 case=label,
-                mistake="requires_grad set on a copy (p.data, p.detach(), a state_dict value) or not at all",
+                mistake="requires_grad set on a copy (p.data, p.detach(), a state_dict value) or never "
+                "set to False on the parameters to freeze",
                 fix="call p.requires_grad_(keep) on the tensors model.named_parameters() yields",
             )
         trainable = [n for n in names if after[n]]
@@ -676,11 +806,18 @@ def _running_mean_hints(exc: BaseException):
             "graph kept through the buffer: running_mean still refers to the previous batch's graph",
             "update running_mean under torch.no_grad() (or from x.mean(0).detach())",
         )
+    if "must match the size of tensor" in text or "doesn't match the broadcast shape" in text:
+        return (
+            "mean over the wrong dimension: x.mean(1) gives one value per sample, the running mean needs "
+            "one per feature",
+            "average over the batch: x.mean(0) (or x.mean(dim=0)), of shape (num_features,)",
+        )
     return None
 
 
-def _registered_buffer(ex: Exercise, model: nn.Module, label: str) -> torch.Tensor:
-    """The registered, persistent ``running_mean`` buffer; fail naming how it was stored otherwise."""
+def _registered_buffer(ex: Exercise, model: nn.Module, label: str, persistent: bool = False) -> torch.Tensor:
+    """The registered ``running_mean`` buffer (and, with ``persistent``, in the state_dict); fail naming
+    how it was stored otherwise."""
     parameters = list(nn.Module.named_parameters(model))
     buffers = dict(nn.Module.named_buffers(model))
     if parameters:
@@ -706,7 +843,7 @@ def _registered_buffer(ex: Exercise, model: nn.Module, label: str) -> torch.Tens
             case=label,
             fix=_NOT_A_BUFFER_FIX,
         )
-    if "running_mean" not in nn.Module.state_dict(model):
+    if persistent and "running_mean" not in nn.Module.state_dict(model):
         ex.fail(
             "running_mean is missing from the state_dict",
             case=label,
@@ -799,38 +936,59 @@ class _MeanCase:
         )
 
 
-def _mean_cases(hidden: bool, seed: int) -> list[_MeanCase]:
-    visible = [_MeanCase(3, 5, None, torch.float32), _MeanCase(4, 8, 0.3, torch.float32)]
+# The core cases: training mode only (the update rule, no graph, the output), float32. The edge cases:
+# eval mode between training calls, float64, momentum by position, one sample with momentum 1, the
+# buffer following .to(dtype) and .to("meta"), and the state_dict (saved, and loaded into a new module).
+_MODES = {CORE: (True, True, True), EDGE: (True, False, False, True, False)}
+_GRAD_STEP = {CORE: 1, EDGE: 2}  # the call whose x requires grad
+
+
+def _mean_cases(part: str, hidden: bool, seed: int) -> list[_MeanCase]:
+    if part == CORE:
+        visible = [_MeanCase(3, 5, None, torch.float32), _MeanCase(4, 8, 0.3, torch.float32)]
+    else:
+        visible = [
+            _MeanCase(3, 5, None, torch.float32),
+            _MeanCase(2, 6, 0.5, torch.float64, positional=True),
+            _MeanCase(4, 1, 1.0, torch.float32),  # one sample, momentum 1
+        ]
     if not hidden:
         return visible
     generator = torch.Generator().manual_seed(seed)
     cases = []
     for index in range(5):
         momentum = round(float(torch.rand((), generator=generator)) * 0.9 + 0.05, 3)
-        dtype = (torch.float32, torch.float64)[index % 2]
-        cases.append(
-            _MeanCase(_draw(generator, 1, 9), _draw(generator, 1, 12), momentum, dtype, positional=index == 2)
-        )
-    cases.append(_MeanCase(_draw(generator, 2, 6), 1, 1.0, torch.float64))  # one sample, momentum 1
+        dtype = (torch.float32, torch.float64)[index % 2] if part == EDGE else torch.float32
+        positional = part == EDGE and index == 2
+        cases.append(_MeanCase(_draw(generator, 1, 9), _draw(generator, 2, 12), momentum, dtype, positional))
+    if part == EDGE:
+        cases.append(_MeanCase(_draw(generator, 2, 6), 1, 1.0, torch.float64))  # one sample, momentum 1
     return visible + cases
 
 
-def check_RunningMean(RunningMean, *, hidden: bool = False, seed: int = 0) -> None:
-    """Does ``RunningMean(num_features, momentum)`` keep a persistent ``running_mean`` buffer (zeros, no
-    parameters) that follows ``.to()``, update it by the momentum rule in training mode without building
-    a graph, leave it alone in eval mode, and return ``x - running_mean``?"""
+def check_RunningMean(RunningMean, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:  # noqa: N802
+    """Does ``RunningMean(num_features, momentum)`` keep a ``running_mean`` buffer (zeros, no parameters),
+    update it by the momentum rule in training mode without building a graph, and return
+    ``x - running_mean``? Core: training mode, float32; ``part="edge"``: eval mode (the stored mean,
+    unchanged), float64, momentum by position, one sample, ``.to(dtype)`` and ``.to("meta")``, and the
+    state_dict (persistent, and loaded into a new module)."""
     __tracebackhide__ = True
-    cases = _mean_cases(hidden, seed)
+    cases = _mean_cases(part, hidden, seed)
     with Exercise("RunningMean") as ex:
         for device in ex.devices:
             for index, case in enumerate(cases):
-                _check_running_mean_case(ex, RunningMean, case, device, seed * 1000 + index)
-        for case in cases[:2]:
-            _check_follows_to(ex, RunningMean, case)
+                _check_running_mean_case(ex, RunningMean, case, device, seed * 1000 + index, part)
+        if part == EDGE:
+            for index, case in enumerate(cases[:2]):
+                _check_follows_to(ex, RunningMean, case)
+                _check_state_dict(ex, RunningMean, case, seed * 1000 + 500 + index)
 
 
-def _check_running_mean_case(ex: Exercise, RunningMean, case: _MeanCase, device, seed: int) -> None:
+def _check_running_mean_case(
+    ex: Exercise, RunningMean, case: _MeanCase, device, seed: int, part: str
+) -> None:
     label = case.describe(device)
+    persistent = part == EDGE
     model = ex.expect_instance(
         case.construct(ex, RunningMean, label),
         nn.Module,
@@ -838,7 +996,7 @@ def _check_running_mean_case(ex: Exercise, RunningMean, case: _MeanCase, device,
         case=label,
         fix="define `class RunningMean(nn.Module)` and call super().__init__() first",
     )
-    buffer = _registered_buffer(ex, model, label)
+    buffer = _registered_buffer(ex, model, label, persistent)
     expected_default = torch.zeros(case.num_features)
     ex.assert_close(buffer, expected_default, "running_mean right after construction", case=label)
     model = nn.Module.to(model, device=device, dtype=case.dtype)
@@ -847,22 +1005,23 @@ def _check_running_mean_case(ex: Exercise, RunningMean, case: _MeanCase, device,
     generator = torch.Generator().manual_seed(seed)
     shift = torch.randn(case.num_features, generator=generator, dtype=case.dtype) * 3
     reference = torch.zeros(case.num_features, dtype=case.dtype, device=device)
-    # train, train (x requires grad), eval, eval, train: the mode is read at every call
-    for step, training in enumerate((True, True, False, False, True)):
+    # core: train three times (the second with an x that requires grad); edge: train, eval, eval, train,
+    # eval, the mode being read at every call
+    for step, training in enumerate(_MODES[part]):
         x = (torch.randn(case.batch, case.num_features, generator=generator, dtype=case.dtype) + shift).to(
             device
         )
         x_copy = x.clone()
-        with_grad = step == 1
+        with_grad = step == _GRAD_STEP[part]
         if with_grad:
             x.requires_grad_(True)
         nn.Module.train(model, training)
         mode = "train" if training else "eval"
         step_label = f"{label}; call {step + 1} in {mode} mode" + (", x requires grad" if with_grad else "")
         previous = reference.clone()
-        stored = _registered_buffer(ex, model, step_label).detach().clone()
+        stored = _registered_buffer(ex, model, step_label, persistent).detach().clone()
         out = ex.call(model, x, case=step_label, hints=_running_mean_hints)
-        buffer = _registered_buffer(ex, model, step_label)
+        buffer = _registered_buffer(ex, model, step_label, persistent)
         if not _equal(x.detach(), x_copy):
             ex.fail(
                 "forward changed its input x",
@@ -898,7 +1057,8 @@ def _check_running_mean_case(ex: Exercise, RunningMean, case: _MeanCase, device,
                 "running_mean changed during an eval-mode call",
                 case=step_label,
                 mistake="updates in eval mode: the update must happen only when self.training is True",
-                fix="wrap the update in `if self.training:`",
+                fix="wrap the update in `if self.training:` (self.training, the flag; self.train is a "
+                "method, which is always truthy)",
             )
         expected = x_copy - reference
         ex.assert_close(
@@ -910,6 +1070,30 @@ def _check_running_mean_case(ex: Exercise, RunningMean, case: _MeanCase, device,
         )
         if with_grad:
             _check_gradient(ex, out, x, step_label)
+
+
+def _check_state_dict(ex: Exercise, RunningMean, case: _MeanCase, seed: int) -> None:
+    """running_mean is saved in the state_dict, and loading it into a new module restores the mean."""
+    label = (
+        f"{case.describe(torch.device('cpu'))}, two training calls, then state_dict() loaded into a new one"
+    )
+    model = case.construct(ex, RunningMean, label)
+    _registered_buffer(ex, model, label, persistent=True)
+    generator = torch.Generator().manual_seed(seed)
+    nn.Module.train(model, True)
+    for _ in range(2):
+        x = torch.randn(case.batch, case.num_features, generator=generator) + 2.0
+        ex.call(model, x, case=label, hints=_running_mean_hints)
+    saved = _registered_buffer(ex, model, label, persistent=True).detach().clone()
+    state = nn.Module.state_dict(model)
+    fresh = case.construct(ex, RunningMean, label)
+    ex.call(nn.Module.load_state_dict, fresh, state, case=label)
+    loaded = _registered_buffer(ex, fresh, label, persistent=True)
+    ex.assert_close(loaded, saved, "running_mean of the new module after load_state_dict", case=label)
+    nn.Module.train(fresh, False)
+    x = torch.randn(case.batch, case.num_features, generator=generator)
+    out = ex.call(fresh, x, case=f"{label}; eval mode", hints=_running_mean_hints)
+    ex.assert_close(out, x - saved, "the loaded module's output in eval mode", case=f"{label}; eval mode")
 
 
 def _check_gradient(ex: Exercise, out: torch.Tensor, x: torch.Tensor, label: str) -> None:

@@ -1,14 +1,20 @@
 """Checks for notebook 10_saving_loading: ``save_checkpoint``, ``load_checkpoint`` and ``load_matching``.
 
+Each exercise has two graded parts (``part="core"`` and ``part="edge"``, see each check's docstring).
+
 - ``save_checkpoint``: the file is read back with ``torch.load(weights_only=True)`` and compared entry by
-  entry with the state_dicts of the model and optimizer given. Atomicity is tested twice. (1) A crash is
-  simulated in the middle of a save (a value in ``extra`` whose pickling raises, which happens after
-  ``torch.save`` has opened its file): the call must raise, the previous checkpoint must be byte for byte
-  intact and no temporary file may be left. (2) While a successful save runs, ``os.replace`` and
-  ``os.rename`` are wrapped (``pathlib``'s ``replace``/``rename`` and ``shutil.move`` go through them;
-  the originals are put back right after the call) to see where the new file was moved from: it must come
-  from the checkpoint's own folder. When no rename was seen (say ``from os import replace``), the
-  file's inode tells a replaced file (new inode) from one rewritten in place (same inode).
+  entry with the state_dicts of the model and optimizer given. While a save runs, ``os.replace`` and
+  ``os.rename`` are wrapped (``pathlib``'s ``replace``/``rename`` and ``shutil.move`` go through them), and
+  ``os.remove``/``os.unlink`` too; the originals are put back right after the call. That shows where the
+  new file was moved from (it must come from the checkpoint's own folder) and whether the old checkpoint
+  was deleted first. When no rename was seen (say ``from os import replace``), the file's inode tells a
+  replaced file (new inode) from one rewritten in place (same inode). The edge part also simulates a crash
+  in the middle of a save (a value in ``extra`` whose pickling raises, which happens after ``torch.save``
+  has opened its file): the call must raise, the previous checkpoint must be byte for byte intact and no
+  temporary file may be left; and it looks in ``/proc/self/fd`` (where there is one) for files the save
+  left open. The checkpoint's permissions are not graded (the contract does not ask for any): when they
+  differ from those of a file written with ``open(path, "wb")`` (as ``tempfile.mkstemp``'s 0600 does), the
+  visible edge test prints a note.
 - ``load_checkpoint``: checkpoints are written here with ``torch.save`` (never with the student's
   ``save_checkpoint``, so a mistake there cannot hide one here). A checkpoint whose ``extra`` holds a
   harmless payload (its unpickling would create a marker file) must be refused; the check sets
@@ -16,21 +22,26 @@
   ``weights_only`` behave like PyTorch before 2.6 (unsafe), so a missing ``weights_only=True`` shows
   on any version. A file tagged as saved on ``cuda:0`` (what a GPU machine writes) must load with the
   default ``map_location``; a callable ``map_location`` must reach ``torch.load``. Resuming is checked
-  as in the notebook: 2 epochs, save, load into a fresh model and Adam, 1 more epoch == 3 epochs.
-- ``load_matching``: pretrained models with another head, unknown and missing entries, buffers, and
-  state_dicts in an order other than the model's; the lists, the model's values and the untouched
-  entries are compared with what ``model.state_dict()`` says.
+  as in the notebook: 2 epochs, save, load into a fresh model and Adam, 1 more epoch == 3 epochs. The
+  model's parameters must stay the same objects (an optimizer made before holds them).
+- ``load_matching``: pretrained models with another head or another input size, unknown and missing
+  entries, buffers, another dtype, and state_dicts in an order other than the model's; the lists, the
+  model's values and the untouched entries are compared with what ``model.state_dict()`` says.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import gc
+import inspect
 import os
 import pathlib
 import pickle
+import stat
 import tempfile
 import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,17 +54,24 @@ from torch import nn
 
 from course_lib.checks._core import Exercise, describe, dtype_on, seeded
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
 __all__ = ["check_save_checkpoint", "check_load_checkpoint", "check_load_matching"]
 
 _equal = ORIGINALS["equal"]
 _type = ORIGINALS["type"]
 
-# Captured at import so that the rename recorder always puts the real functions back.
+# Captured at import so that the recorder of file operations always puts the real functions back.
 _os_replace = os.replace
 _os_rename = os.rename
+_os_remove = os.remove
+_os_unlink = os.unlink
 
 _KEYS = ("model", "optimizer", "epoch", "extra")
+_SAME_FOLDER = (
+    "create the temporary file in the checkpoint's own folder: "
+    "`os.path.join(os.path.dirname(os.path.abspath(path)), name)` (tempfile's functions: `dir=` that folder)"
+)
 _NO_WEIGHTS_ONLY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 _FORCE_WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 
@@ -203,11 +221,13 @@ def _real(path: Any) -> str:
 
 
 class _RenameRecorder:
-    """While active, ``os.replace`` and ``os.rename`` record ``(source, destination)`` as real paths
-    before doing their work. Installed only around one call of the student's function."""
+    """While active, ``os.replace`` and ``os.rename`` record ``(source, destination)``, and ``os.remove``
+    and ``os.unlink`` the file they delete, as real paths before doing their work. Installed only around
+    one call of the student's function."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.removed: list[str] = []
 
     def _wrap(self, original: Callable) -> Callable:
         def recorded(src, dst, *args, **kwargs):
@@ -217,14 +237,67 @@ class _RenameRecorder:
 
         return recorded
 
+    def _wrap_remove(self, original: Callable) -> Callable:
+        def recorded(target, *args, **kwargs):
+            with contextlib.suppress(Exception):
+                self.removed.append(_real(target))
+            return original(target, *args, **kwargs)
+
+        return recorded
+
     def __enter__(self) -> _RenameRecorder:
         os.replace = self._wrap(_os_replace)
         os.rename = self._wrap(_os_rename)
+        os.remove = self._wrap_remove(_os_remove)
+        os.unlink = self._wrap_remove(_os_unlink)
         return self
 
     def __exit__(self, *exc_info) -> None:
         os.replace = _os_replace
         os.rename = _os_rename
+        os.remove = _os_remove
+        os.unlink = _os_unlink
+
+
+def _open_in(folder: str) -> list[str]:
+    """The files in ``folder`` this process still has open (read from /proc/self/fd; empty where there is
+    none). Unreachable file objects are collected first: only what stays open counts."""
+    fds = "/proc/self/fd"
+    if not os.path.isdir(fds):
+        return []
+    gc.collect()
+    home = _real(folder) + os.sep
+    found = []
+    for name in os.listdir(fds):
+        with contextlib.suppress(OSError):
+            target = os.readlink(os.path.join(fds, name))
+            if target.startswith(home):
+                found.append(os.path.basename(target.removesuffix(" (deleted)")))
+    return sorted(found)
+
+
+def _mode_note(path: str, folder: str) -> None:
+    """Print a note (never a failure: the contract does not ask for a mode) when the checkpoint's
+    permissions differ from those of a file written with ``open(path, "wb")`` in the same folder."""
+    if os.name != "posix":
+        return
+    probe = os.path.join(folder, ".permissions-probe")
+    with open(probe, "wb"):
+        pass
+    try:
+        plain = os.stat(probe).st_mode
+    finally:
+        _os_remove(probe)
+    saved = os.stat(path).st_mode
+    if stat.S_IMODE(saved) != stat.S_IMODE(plain):
+        print(
+            f"note (no points lost): your checkpoint has the permissions {stat.filemode(saved)[1:]} "
+            f'({stat.S_IMODE(saved):#o}), a file written with open(path, "wb") here gets '
+            f"{stat.filemode(plain)[1:]} ({stat.S_IMODE(plain):#o}). tempfile.mkstemp and "
+            "NamedTemporaryFile make files only you can read, and os.replace keeps that, so others in "
+            'your group could not load the checkpoint. open(temporary, "xb") creates the temporary file '
+            'as open(path, "wb") would (see "Who can read the checkpoint" in the notebook).'
+        )
 
 
 def _read(path: str) -> bytes | None:
@@ -277,46 +350,62 @@ class _SaveCase:
     dtype: torch.dtype = torch.float32
 
 
-def _save_cases(hidden: bool, seed: int) -> list[_SaveCase]:
-    cases = [
-        _SaveCase((4, 6, 3), "Adam", 3, {"loss": 0.25, "note": "best so far"}),
-        _SaveCase((3, 5, 2), None, 0, {}, filename="untrained.pt", as_pathlib=True, previous=False),
-        _SaveCase(
-            (5, 4, 2),
-            "SGD with momentum",
-            7,
-            {"val_losses": [0.9, 0.5, 0.4], "config": {"lr": 0.05, "batch_size": 32}, "best": None},
-            filename="last.ckpt",
-            as_pathlib=True,
-        ),
-    ]
-    if hidden:
-        generator = torch.Generator().manual_seed(seed)
-
-        def draw(low: int, high: int) -> int:
-            return int(torch.randint(low, high + 1, (1,), generator=generator))
-
-        names = [None, "Adam", "AdamW", "SGD with momentum"]
-        for index in range(4):
-            extra = {f"value_{k}": draw(-100, 100) / 8 for k in range(draw(0, 3))}
-            if draw(0, 1):
-                extra["history"] = [draw(0, 9) for _ in range(draw(0, 4))]
-            if draw(0, 1):
-                extra["rng_state"] = torch.randint(0, 255, (draw(1, 20),), generator=generator).to(
-                    torch.uint8
-                )
-            cases.append(
+def _save_cases(part: str, hidden: bool, seed: int) -> list[_SaveCase]:
+    """Core: a trained model and its optimizer saved to a str path over an existing checkpoint. Edge: no
+    optimizer, a pathlib.Path, a new file, a tensor in extra, float64 (hidden: random mixtures)."""
+    if not hidden:
+        if part == CORE:
+            return [
+                _SaveCase((4, 6, 3), "Adam", 3, {"loss": 0.25, "note": "best so far"}),
                 _SaveCase(
-                    (draw(1, 7), draw(2, 8), draw(1, 5)),
-                    names[draw(0, 3)],
-                    draw(0, 500),
-                    extra,
-                    filename=f"epoch_{index}.pt",
-                    as_pathlib=bool(draw(0, 1)),
-                    previous=index != 0,
-                    dtype=(torch.float32, torch.float64)[draw(0, 1)],
-                )
+                    (5, 4, 2),
+                    "SGD with momentum",
+                    7,
+                    {"val_losses": [0.9, 0.5, 0.4], "config": {"lr": 0.05, "batch_size": 32}, "best": None},
+                    filename="last.ckpt",
+                ),
+            ]
+        return [
+            _SaveCase((3, 5, 2), None, 0, {}, filename="untrained.pt", as_pathlib=True, previous=False),
+            _SaveCase(
+                (2, 3, 2),
+                "AdamW",
+                12,
+                {"rng_state": torch.arange(0, 200, 25, dtype=torch.uint8), "note": "float64"},
+                filename="run.pt",
+                as_pathlib=True,
+                dtype=torch.float64,
+            ),
+        ]
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+    cases = []
+    for index in range(3 if part == CORE else 4):
+        extra = {f"value_{k}": draw(-100, 100) / 8 for k in range(draw(0, 3))}
+        if draw(0, 1):
+            extra["history"] = [draw(0, 9) for _ in range(draw(0, 4))]
+        if part == EDGE and draw(0, 1):
+            extra["rng_state"] = torch.randint(0, 255, (draw(1, 20),), generator=generator).to(torch.uint8)
+        if part == CORE:
+            optimizer, as_pathlib, previous = ("Adam", "AdamW", "SGD with momentum")[draw(0, 2)], False, True
+        else:
+            optimizer = (None, "Adam", "AdamW", "SGD with momentum")[draw(0, 3)]
+            as_pathlib, previous = bool(draw(0, 1)), index != 0
+        cases.append(
+            _SaveCase(
+                (draw(1, 7), draw(2, 8), draw(1, 5)),
+                optimizer,
+                draw(0, 500),
+                extra,
+                filename=f"epoch_{index}.pt",
+                as_pathlib=as_pathlib,
+                previous=previous,
+                dtype=(torch.float32, torch.float64)[draw(0, 1)],
             )
+        )
     return cases
 
 
@@ -343,8 +432,7 @@ def _save_hints(exc: BaseException):
     if isinstance(exc, OSError) and "cross-device" in text.lower():
         return (
             "temporary file in another folder: os.replace cannot move a file across filesystems",
-            "create the temporary file in the checkpoint's folder: "
-            "`tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)))`",
+            _SAME_FOLDER,
         )
     return None
 
@@ -358,6 +446,12 @@ def _unsafe_file_diagnosis(path: str) -> tuple[str, str] | None:
         return None
     model = content.get("model") if isinstance(content, dict) else None
     optimizer = content.get("optimizer") if isinstance(content, dict) else None
+    if inspect.ismethod(model) or inspect.ismethod(optimizer):
+        return (
+            "state_dict not called: `model.state_dict` without parentheses pickles the method, and with it "
+            "the whole object",
+            "call it: `model.state_dict()`, `optimizer.state_dict()`",
+        )
     if isinstance(content, nn.Module) or isinstance(model, nn.Module):
         return (
             "whole model pickled (torch.save(model) or {'model': model}): weights_only=True refuses it, "
@@ -376,10 +470,21 @@ def _load_saved(ex: Exercise, path: str, label: str) -> Any:
     """Read the student's file the way the contract promises it can be read."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the student's to fix
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            ex.fail(
+                f"torch.load(path, weights_only=True) cannot read the file ({_type(exc).__name__}: "
+                f"{first[:120]})",
+                case=label,
+                mistake="the file was not written by torch.save (pickle.dump, or another format?)",
+                fix="write it with `torch.save(checkpoint, file)`",
+            )
+        error = exc
+    if isinstance(error, pickle.UnpicklingError):
         hint = _unsafe_file_diagnosis(path)
         mistake, fix = hint if hint else (None, "save only tensors, dicts, lists, numbers and strings")
-        reason = [line for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+        reason = [line for line in str(error).splitlines() if "GLOBAL" in line or "Unsupported" in line]
         detail = f" ({reason[0].strip()[:160]})" if reason else ""
         ex.fail(
             "torch.load(path, weights_only=True) refuses the file: it holds objects that are not tensors "
@@ -388,13 +493,12 @@ def _load_saved(ex: Exercise, path: str, label: str) -> Any:
             mistake=mistake,
             fix=fix,
         )
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the student's to fix
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        ex.fail(
-            f"torch.load cannot read the file: {_type(exc).__name__}: {first[:200]}",
-            case=label,
-            fix="write it with `torch.save(checkpoint, file)`",
-        )
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    ex.fail(
+        f"torch.load cannot read the file: {_type(error).__name__}: {first[:200]}",
+        case=label,
+        fix="write it with `torch.save(checkpoint, file)`",
+    )
 
 
 def _check_saved(ex: Exercise, loaded: Any, expected: dict, case: _SaveCase, label: str) -> None:
@@ -462,8 +566,17 @@ def _check_saved(ex: Exercise, loaded: Any, expected: dict, case: _SaveCase, lab
 def _check_moved_into_place(
     ex: Exercise, recorder: _RenameRecorder, path: str, folder: str, inode: int, label: str
 ) -> None:
-    """The new checkpoint replaced the old one by a rename from the same folder."""
+    """The new checkpoint replaced the old one in one step: a rename from the same folder, with the old
+    file never deleted first."""
     target, home = _real(path), _real(folder)
+    if target in recorder.removed:
+        ex.fail(
+            "the previous checkpoint was deleted before the new one was moved into place",
+            case=label,
+            mistake="previous checkpoint removed before the rename (non-atomic write: until the rename, "
+            "there is no checkpoint at all, and a crash there loses it)",
+            fix="`os.replace(temporary, path)` replaces the old file in one step: do not remove it first",
+        )
     sources = [src for src, dst in recorder.calls if dst == target]
     if sources:
         source_folder = os.path.dirname(sources[-1])
@@ -473,8 +586,7 @@ def _check_moved_into_place(
                 case=label,
                 mistake="temporary file in another folder: os.replace is atomic only within one "
                 "filesystem (across filesystems it fails, and shutil.move falls back to a non-atomic copy)",
-                fix="create the temporary file next to the checkpoint: "
-                "`tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)))`",
+                fix=_SAME_FOLDER,
             )
     elif os.stat(path).st_ino == inode:
         ex.fail(
@@ -549,67 +661,99 @@ def _check_crash(ex: Exercise, save_checkpoint, device, seed: int, dtype) -> Non
         ex.passed()
 
 
-def check_save_checkpoint(save_checkpoint, *, hidden: bool = False, seed: int = 0) -> None:
+def _check_save_case(
+    ex: Exercise, save_checkpoint, case: _SaveCase, seed: int, device, part: str, note: bool
+) -> None:
+    """One save: the file holds what the contract says, loads with weights_only=True and replaced any
+    previous checkpoint atomically; for the edge cases also no file left open."""
+    model, optimizer = _make_trained(case.sizes, case.optimizer, seed, device, case.dtype)
+    expected = {
+        "model": _snapshot(model.state_dict()),
+        "optimizer": None if optimizer is None else _snapshot(optimizer.state_dict()),
+        "epoch": case.epoch,
+        "extra": _snapshot(case.extra),
+    }
+    with tempfile.TemporaryDirectory(prefix="save_checkpoint-") as root:
+        folder = os.path.join(root, "run 1")
+        os.mkdir(folder)
+        path = os.path.join(folder, case.filename)
+        argument = pathlib.Path(path) if case.as_pathlib else path
+        label = (
+            f"save_checkpoint({_type(argument).__name__} path, model on {device}, "
+            f"optimizer={case.optimizer}, epoch={case.epoch}, extra keys {list(case.extra)})"
+            + (" over an existing checkpoint" if case.previous else " (no file there yet)")
+        )
+        inode = -1
+        if case.previous:
+            torch.save({"model": {}, "optimizer": None, "epoch": -1, "extra": {}}, path)
+            inode = os.stat(path).st_ino
+        extra = copy.deepcopy(case.extra)
+        with _RenameRecorder() as recorder:
+            ex.call(
+                save_checkpoint,
+                argument,
+                model,
+                optimizer,
+                case.epoch,
+                case=label,
+                hints=_save_hints,
+                **extra,
+            )
+        listing = sorted(os.listdir(folder))
+        if case.filename not in listing:
+            swapped = any(src == _real(path) for src, _ in recorder.calls)
+            ex.fail(
+                f"no file at path after the call (the folder holds {listing})",
+                case=label,
+                mistake="the arguments of os.replace swapped: the previous checkpoint was moved onto the "
+                "temporary file"
+                if swapped
+                else None,
+                fix="`os.replace(temporary, path)`: source first, then destination"
+                if swapped
+                else "write the checkpoint to exactly the path given",
+            )
+        if part == EDGE:
+            still_open = _open_in(folder)
+            if still_open:
+                ex.fail(
+                    f"after save_checkpoint returned, this process still has {still_open} open",
+                    case=label,
+                    mistake="file left open (a file descriptor leaked: tempfile.mkstemp's handle never "
+                    "closed?); saving every epoch then runs out of file descriptors",
+                    fix="close what you open: `os.close(handle)`, or `with os.fdopen(handle, 'wb') as file:`",
+                )
+        loaded = _load_saved(ex, path, label)
+        _check_saved(ex, loaded, expected, case, label)
+        if case.previous:
+            _check_moved_into_place(ex, recorder, path, folder, inode, label)
+        if len(listing) > 1:
+            ex.fail(
+                f"besides the checkpoint, the folder holds {listing}",
+                case=label,
+                mistake="temporary file left behind",
+                fix="os.replace(temporary, path) moves the temporary file; create no other file",
+            )
+        if note:
+            _mode_note(path, folder)
+
+
+def check_save_checkpoint(save_checkpoint, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``save_checkpoint(path, model, optimizer, epoch, **extra)`` write, atomically, the dict
-    ``{"model", "optimizer", "epoch", "extra"}`` that ``torch.load(weights_only=True)`` reads back?"""
+    ``{"model", "optimizer", "epoch", "extra"}`` that ``torch.load(weights_only=True)`` reads back? Core: a
+    model and its optimizer saved to a str path over an existing checkpoint (the file's content, then how it
+    replaced the old one). ``part="edge"``: no optimizer, a pathlib.Path, a new file, a tensor in extra,
+    float64, no file left open, and a save that crashes half-way (the error propagates, the previous
+    checkpoint is intact, no temporary file is left)."""
     __tracebackhide__ = True
-    cases = _save_cases(hidden, seed)
+    cases = _save_cases(part, hidden, seed)
     with Exercise("save_checkpoint") as ex:
         for device in ex.devices:
             for index, case in enumerate(cases):
-                case_seed = seed * 100 + index
-                model, optimizer = _make_trained(case.sizes, case.optimizer, case_seed, device, case.dtype)
-                expected = {
-                    "model": _snapshot(model.state_dict()),
-                    "optimizer": None if optimizer is None else _snapshot(optimizer.state_dict()),
-                    "epoch": case.epoch,
-                    "extra": _snapshot(case.extra),
-                }
-                with tempfile.TemporaryDirectory(prefix="save_checkpoint-") as root:
-                    folder = os.path.join(root, "run 1")
-                    os.mkdir(folder)
-                    path = os.path.join(folder, case.filename)
-                    argument = pathlib.Path(path) if case.as_pathlib else path
-                    label = (
-                        f"save_checkpoint({_type(argument).__name__} path, model on {device}, "
-                        f"optimizer={case.optimizer}, epoch={case.epoch}, extra keys {list(case.extra)})"
-                        + (" over an existing checkpoint" if case.previous else "")
-                    )
-                    inode = -1
-                    if case.previous:
-                        torch.save({"model": {}, "optimizer": None, "epoch": -1, "extra": {}}, path)
-                        inode = os.stat(path).st_ino
-                    extra = copy.deepcopy(case.extra)
-                    with _RenameRecorder() as recorder:
-                        ex.call(
-                            save_checkpoint,
-                            argument,
-                            model,
-                            optimizer,
-                            case.epoch,
-                            case=label,
-                            hints=_save_hints,
-                            **extra,
-                        )
-                    listing = sorted(os.listdir(folder))
-                    if case.filename not in listing:
-                        ex.fail(
-                            f"no file at path after the call (the folder holds {listing})",
-                            case=label,
-                            fix="write the checkpoint to exactly the path given",
-                        )
-                    loaded = _load_saved(ex, path, label)
-                    _check_saved(ex, loaded, expected, case, label)
-                    if len(listing) > 1:
-                        ex.fail(
-                            f"besides the checkpoint, the folder holds {listing}",
-                            case=label,
-                            mistake="temporary file left behind",
-                            fix="os.replace(temporary, path) moves the temporary file; create no other file",
-                        )
-                    if case.previous:
-                        _check_moved_into_place(ex, recorder, path, folder, inode, label)
-            _check_crash(ex, save_checkpoint, device, seed, torch.float64 if hidden else torch.float32)
+                note = part == EDGE and not hidden and index == 0 and device == ex.devices[0]
+                _check_save_case(ex, save_checkpoint, case, seed * 100 + index, device, part, note)
+            if part == EDGE:
+                _check_crash(ex, save_checkpoint, device, seed, torch.float64 if hidden else torch.float32)
 
 
 # -- load_checkpoint ---------------------------------------------------------------------------------------
@@ -712,6 +856,13 @@ def _check_returned(ex: Exercise, result: Any, epoch: int, extra: dict, label: s
         ex.fail(f"load_checkpoint returned {describe(result)}, expected a dict", case=label, fix=fix)
     if not _plain_keys(result):
         ex.fail("the returned dict has keys that are not plain strings", case=label, fix=fix)
+    if "extra" not in expected and set(result) == {"epoch", "extra"}:
+        ex.fail(
+            f"load_checkpoint returned a dict with the keys {list(result)}, expected {list(expected)}",
+            case=label,
+            mistake="extra nested instead of merged: the extra values belong next to the epoch",
+            fix=fix,
+        )
     if any(key in result for key in ("model", "optimizer", "extra")):
         ex.fail(
             f"load_checkpoint returned a dict with the keys {list(result)}",
@@ -725,7 +876,20 @@ def _check_returned(ex: Exercise, result: Any, epoch: int, extra: dict, label: s
     ex.passed()
 
 
-def _check_restored(ex: Exercise, model, optimizer, saved_model, saved_optimizer, label: str) -> None:
+def _check_restored(
+    ex: Exercise, model, optimizer, saved_model, saved_optimizer, label: str, parameters: dict
+) -> None:
+    """The model holds the saved values in its own parameters (``parameters``: those it had before the
+    call), and the optimizer, when given, the saved state."""
+    for name, parameter in parameters.items():
+        if _attribute(model, name) is not parameter:
+            ex.fail(
+                f"model.{name} is a new object after loading",
+                case=label,
+                mistake="parameters replaced (assign=True?): the optimizer still holds the old ones and "
+                "would no longer train the model",
+                fix='`model.load_state_dict(checkpoint["model"])` copies the values into the parameters',
+            )
     problem = _difference(_snapshot(model.state_dict()), saved_model, "model.state_dict()")
     if problem:
         ex.fail(
@@ -759,30 +923,31 @@ class _LoadCase:
     dtype: torch.dtype = torch.float32
 
 
-def _load_cases(hidden: bool, seed: int) -> list[_LoadCase]:
-    cases = [
-        _LoadCase((4, 6, 3), "Adam", 5, {"loss": 0.125, "note": "best so far"}),
-        _LoadCase((3, 4, 2), "SGD with momentum", 12, {}),
-    ]
-    if hidden:
-        generator = torch.Generator().manual_seed(seed)
+def _load_cases(part: str, hidden: bool, seed: int) -> list[_LoadCase]:
+    if not hidden:
+        adam = _LoadCase((4, 6, 3), "Adam", 5, {"loss": 0.125, "note": "best so far"})
+        if part == CORE:
+            return [adam]
+        return [adam, _LoadCase((3, 4, 2), "SGD with momentum", 12, {})]
+    generator = torch.Generator().manual_seed(seed)
 
-        def draw(low: int, high: int) -> int:
-            return int(torch.randint(low, high + 1, (1,), generator=generator))
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
 
-        for _ in range(3):
-            extra = {f"metric_{k}": draw(0, 1000) / 1000 for k in range(draw(0, 3))}
-            if draw(0, 1):
-                extra["history"] = [draw(0, 9) / 4 for _ in range(draw(1, 4))]
-            cases.append(
-                _LoadCase(
-                    (draw(1, 7), draw(2, 8), draw(1, 5)),
-                    ("Adam", "AdamW", "SGD with momentum")[draw(0, 2)],
-                    draw(0, 300),
-                    extra,
-                    (torch.float32, torch.float64)[draw(0, 1)],
-                )
+    cases = []
+    for _ in range(3):
+        extra = {f"metric_{k}": draw(0, 1000) / 1000 for k in range(draw(0, 3))}
+        if draw(0, 1):
+            extra["history"] = [draw(0, 9) / 4 for _ in range(draw(1, 4))]
+        cases.append(
+            _LoadCase(
+                (draw(1, 7), draw(2, 8), draw(1, 5)),
+                ("Adam", "AdamW", "SGD with momentum")[draw(0, 2)],
+                draw(0, 300),
+                extra,
+                (torch.float32, torch.float64)[draw(0, 1)],
             )
+        )
     return cases
 
 
@@ -793,8 +958,11 @@ def _fresh(case: _LoadCase, seed: int, device):
     return model, _OPTIMIZERS[case.optimizer](model.parameters())
 
 
-def _check_load_case(ex: Exercise, load_checkpoint, case: _LoadCase, seed: int, device, folder: str) -> None:
-    in_features, hidden, out_features = case.sizes
+def _check_load_case(
+    ex: Exercise, load_checkpoint, case: _LoadCase, seed: int, device, folder: str, part: str
+) -> None:
+    """Core: model and optimizer from a CPU checkpoint with the default map_location. Edge: the model
+    alone, a checkpoint saved on cuda:0, a callable map_location and the device as map_location."""
     # written on the CPU, in the dtype the model has on `device` (float32 on MPS, which lacks float64)
     dtype = dtype_on(torch.device(device), case.dtype)
     source, source_optimizer = _make_trained(case.sizes, case.optimizer, seed, "cpu", dtype)
@@ -804,48 +972,45 @@ def _check_load_case(ex: Exercise, load_checkpoint, case: _LoadCase, seed: int, 
     _write(path, source, source_optimizer, case.epoch, case.extra)
     where = f"model on {device}, {str(case.dtype).removeprefix('torch.')}, {case.optimizer}"
 
-    # model and optimizer, default map_location
-    model, optimizer = _fresh(case, seed, device)
-    label = f"load_checkpoint(path, model, optimizer) ({where})"
-    result = ex.call(load_checkpoint, path, model, optimizer, case=label, hints=_load_hints)
-    _check_restored(ex, model, optimizer, saved_model, saved_optimizer, label)
-    _check_returned(ex, result, case.epoch, case.extra, label)
+    def load(label: str, *args, with_optimizer: bool = True, file: str = path, **kwargs):
+        model, optimizer = _fresh(case, seed, device)
+        optimizer = optimizer if with_optimizer else None
+        parameters = dict(model.named_parameters())
+        given = (model, optimizer) if with_optimizer else (model,)
+        result = ex.call(load_checkpoint, file, *given, *args, case=label, hints=_load_hints, **kwargs)
+        _check_restored(
+            ex, model, optimizer, saved_model, saved_optimizer if with_optimizer else None, label, parameters
+        )
+        return result
 
-    # the model alone
-    model, _ = _fresh(case, seed, device)
+    if part == CORE:
+        label = f"load_checkpoint(path, model, optimizer) ({where})"
+        _check_returned(ex, load(label), case.epoch, case.extra, label)
+        return
+
     label = f"load_checkpoint(path, model) without an optimizer ({where})"
-    result = ex.call(load_checkpoint, path, model, case=label, hints=_load_hints)
-    _check_restored(ex, model, None, saved_model, None, label)
-    _check_returned(ex, result, case.epoch, case.extra, label)
+    _check_returned(ex, load(label, with_optimizer=False), case.epoch, case.extra, label)
 
     # a checkpoint written on a GPU machine, default map_location
     gpu_path = os.path.join(folder, f"from_gpu_{seed}.pt")
     with _tagged_as("cuda:0"):
         _write(gpu_path, source, source_optimizer, case.epoch, case.extra)
-    model, optimizer = _fresh(case, seed, device)
-    label = f"a checkpoint saved on cuda:0, loaded with the default map_location ({where})"
-    result = ex.call(load_checkpoint, gpu_path, model, optimizer, case=label, hints=_load_hints)
-    _check_restored(ex, model, optimizer, saved_model, saved_optimizer, label)
+    load(f"a checkpoint saved on cuda:0, loaded with the default map_location ({where})", file=gpu_path)
 
     # map_location reaches torch.load
-    model, optimizer = _fresh(case, seed, device)
     recorder = _MapRecorder()
     label = f"load_checkpoint(path, model, optimizer, map_location=<a function>) ({where})"
-    ex.call(load_checkpoint, path, model, optimizer, recorder, case=label, hints=_load_hints)
+    load(label, recorder)
     if not recorder.locations:
         ex.fail(
             "the map_location given was never used",
             case=label,
-            mistake="map_location not passed to torch.load (the argument is ignored)",
+            mistake="map_location ignored: not passed to torch.load (or replaced by a fixed value)",
             fix="`torch.load(path, map_location=map_location, weights_only=True)`",
         )
-    _check_restored(ex, model, optimizer, saved_model, saved_optimizer, label)
 
     # map_location as the device itself
-    model, optimizer = _fresh(case, seed, device)
-    label = f"load_checkpoint(path, model, optimizer, map_location={device!r}) ({where})"
-    ex.call(load_checkpoint, path, model, optimizer, map_location=device, case=label, hints=_load_hints)
-    _check_restored(ex, model, optimizer, saved_model, saved_optimizer, label)
+    load(f"load_checkpoint(path, model, optimizer, map_location={device!r}) ({where})", map_location=device)
 
 
 def _check_payload(ex: Exercise, load_checkpoint, folder: str) -> None:
@@ -898,8 +1063,10 @@ def _check_resume(ex: Exercise, load_checkpoint, device, dtype, seed: int, folde
 
     model = _build(lambda: _Net(in_features, hidden, out_features), seed + 1, device, dtype)
     optimizer = adam(model)
+    parameters = dict(model.named_parameters())
     result = ex.call(load_checkpoint, path, model, optimizer, case=label, hints=_load_hints)
-    _check_restored(ex, model, optimizer, _snapshot(first_run.state_dict()), saved_optimizer, label)
+    saved_model = _snapshot(first_run.state_dict())
+    _check_restored(ex, model, optimizer, saved_model, saved_optimizer, label, parameters)
     _check_returned(ex, result, 2, {"note": "after epoch 2"}, label)
     _train(model, optimizer, batches, epochs=1)
     expected = dict(uninterrupted.named_parameters())
@@ -916,20 +1083,24 @@ def _check_resume(ex: Exercise, load_checkpoint, device, dtype, seed: int, folde
         )
 
 
-def check_load_checkpoint(load_checkpoint, *, hidden: bool = False, seed: int = 0) -> None:
+def check_load_checkpoint(load_checkpoint, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``load_checkpoint(path, model, optimizer=None, map_location="cpu")`` restore the model and the
     optimizer from any device, refuse checkpoints that run code, resume training exactly, and return
-    ``{"epoch": epoch, **extra}``?"""
+    ``{"epoch": epoch, **extra}``? Core: model and optimizer restored from a CPU checkpoint, the dict
+    returned, a checkpoint that runs code refused, resuming Adam exactly. ``part="edge"``: no optimizer,
+    SGD with momentum, empty extra, a checkpoint saved on cuda:0, and map_location as a function or a
+    device."""
     __tracebackhide__ = True
-    cases = _load_cases(hidden, seed)
+    cases = _load_cases(part, hidden, seed)
     with Exercise("load_checkpoint") as ex, tempfile.TemporaryDirectory(prefix="load_checkpoint-") as folder:
         for device in ex.devices:
             for index, case in enumerate(cases):
-                _check_load_case(ex, load_checkpoint, case, seed * 100 + index, device, folder)
-        _check_payload(ex, load_checkpoint, folder)
-        for device in ex.devices:
-            for dtype in (torch.float32, torch.float64) if hidden else (torch.float32,):
-                _check_resume(ex, load_checkpoint, device, dtype, seed + 31, folder)
+                _check_load_case(ex, load_checkpoint, case, seed * 100 + index, device, folder, part)
+        if part == CORE:
+            _check_payload(ex, load_checkpoint, folder)
+            for device in ex.devices:
+                for dtype in (torch.float32, torch.float64) if hidden else (torch.float32,):
+                    _check_resume(ex, load_checkpoint, device, dtype, seed + 31, folder)
 
 
 # -- load_matching -----------------------------------------------------------------------------------------
@@ -941,6 +1112,8 @@ class _MatchCase:
     source_classes: int
     target_classes: int
     source_hidden: int | None = None  # another width: the whole feature extractor mismatches
+    source_in_features: int | None = None  # another input size: only the first layer's weight mismatches
+    source_dtype: torch.dtype | None = None  # the state_dict's dtype when it is not the model's
     adapter: bool = False  # the target has entries the state_dict lacks
     aux: bool = False  # the state_dict has entries the target does not know
     order: str = "natural"  # or "reversed", or "shuffled"
@@ -950,63 +1123,114 @@ class _MatchCase:
     dtype: torch.dtype = torch.float32
 
 
-def _match_cases(hidden: bool, seed: int) -> list[_MatchCase]:
-    cases = [
-        _MatchCase("a pretrained model with another head (10 classes, the new one has 3)", 4, 6, 10, 3),
-        _MatchCase(
-            "unknown entries (aux.*), entries the state_dict lacks (adapter.*), reversed order",
-            4,
-            6,
-            10,
-            3,
-            adapter=True,
-            aux=True,
-            order="reversed",
-            ordered_dict=False,
-        ),
-        _MatchCase("the same architecture: everything loads", 3, 5, 2, 2, order="shuffled"),
-        _MatchCase("an empty state_dict", 3, 5, 2, 2, empty=True),
-    ]
-    if hidden:
-        generator = torch.Generator().manual_seed(seed)
+def _match_cases(part: str, hidden: bool, seed: int) -> list[_MatchCase]:
+    """Core: another head, and the same architecture, in the model's order. Edge: unknown entries, entries
+    the state_dict lacks, other orders, a plain dict, an empty state_dict, another input size (the first
+    weight differs in its second dimension only), a weight with as many numbers in another shape, and a
+    state_dict in another dtype."""
+    if not hidden:
+        if part == CORE:
+            return [
+                _MatchCase(
+                    "a pretrained model with another head (10 classes, the new one has 3)", 4, 6, 10, 3
+                ),
+                _MatchCase("the same architecture: everything loads", 3, 5, 2, 2),
+            ]
+        return [
+            _MatchCase(
+                "unknown entries (aux.*), entries the state_dict lacks (adapter.*), reversed order",
+                4,
+                6,
+                10,
+                3,
+                adapter=True,
+                aux=True,
+                order="reversed",
+                ordered_dict=False,
+            ),
+            _MatchCase("the same architecture, entries in another order", 3, 5, 2, 2, order="shuffled"),
+            _MatchCase("an empty state_dict", 3, 5, 2, 2, empty=True),
+            _MatchCase(
+                "a pretrained model for another input size (5 features, the new one has 4): only "
+                "features.0.weight differs, (6, 5) against (6, 4)",
+                4,
+                6,
+                3,
+                3,
+                source_in_features=5,
+            ),
+            _MatchCase(
+                "input size and width swapped: features.0.weight is (6, 4) against (4, 6), as many "
+                "numbers in another shape",
+                6,
+                4,
+                3,
+                3,
+                source_hidden=6,
+                source_in_features=4,
+            ),
+            _MatchCase(
+                "a float64 state_dict for a float32 model (load_state_dict casts the values)",
+                4,
+                6,
+                10,
+                3,
+                source_dtype=torch.float64,
+            ),
+        ]
+    generator = torch.Generator().manual_seed(seed)
 
-        def draw(low: int, high: int) -> int:
-            return int(torch.randint(low, high + 1, (1,), generator=generator))
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
 
-        for index in range(5):
-            width = draw(2, 7)
+    cases = []
+    for index in range(3 if part == CORE else 5):
+        width, in_features = draw(2, 7), draw(1, 6)
+        dtype = (torch.float32, torch.float64)[draw(0, 1)]
+        if part == CORE:
             cases.append(
                 _MatchCase(
-                    f"random case {index}",
-                    draw(1, 6),
+                    f"random case {index}: another head",
+                    in_features,
                     width,
                     draw(1, 6),
                     draw(1, 6),
-                    source_hidden=width + draw(1, 3) if index == 0 else None,
-                    adapter=bool(draw(0, 1)),
-                    aux=bool(draw(0, 1)),
-                    order=("natural", "reversed", "shuffled")[draw(0, 2)],
-                    drop=("features.1.running_var", "head.bias")[: draw(0, 2)],
                     ordered_dict=bool(draw(0, 1)),
-                    dtype=(torch.float32, torch.float64)[draw(0, 1)],
+                    dtype=dtype,
                 )
             )
+            continue
+        cases.append(
+            _MatchCase(
+                f"random case {index}",
+                in_features,
+                width,
+                draw(1, 6),
+                draw(1, 6),
+                source_hidden=width + draw(1, 3) if index == 0 else None,
+                source_in_features=in_features + draw(1, 3) if index == 1 else None,
+                source_dtype=(torch.float32, torch.float64)[draw(0, 1)],
+                adapter=bool(draw(0, 1)),
+                aux=bool(draw(0, 1)),
+                order=("natural", "reversed", "shuffled")[draw(0, 2)],
+                drop=("features.1.running_var", "head.bias")[: draw(0, 2)],
+                ordered_dict=bool(draw(0, 1)),
+                dtype=dtype,
+            )
+        )
     return cases
 
 
 def _state_dict_for(case: _MatchCase, seed: int) -> dict:
     """The "pretrained" state_dict (on the CPU, as map_location='cpu' gives it), in the case's order."""
     width = case.source_hidden or case.hidden
+    in_features = case.source_in_features or case.in_features
+    dtype = case.source_dtype or case.dtype
     source = _build(
-        lambda: _Classifier(case.in_features, width, case.source_classes, aux=case.aux),
-        seed,
-        "cpu",
-        case.dtype,
+        lambda: _Classifier(in_features, width, case.source_classes, aux=case.aux), seed, "cpu", dtype
     )
     with torch.no_grad():  # fill the BatchNorm buffers with something other than their initial values
-        source(
-            torch.randn(8, case.in_features, generator=torch.Generator().manual_seed(seed), dtype=case.dtype)
-        )
+        source(torch.randn(8, in_features, generator=torch.Generator().manual_seed(seed), dtype=dtype))
     items = [(k, v.clone()) for k, v in source.state_dict().items() if k not in case.drop]
     if case.empty:
         items = []
@@ -1022,8 +1246,16 @@ def _matching_hints(exc: BaseException):
     text = str(exc)
     if "size mismatch" in text:
         return (
-            "strict=False alone: it forgives missing and unexpected keys, but a shape mismatch still raises",
-            "keep only the entries whose name and shape match the model's, then load those with strict=False",
+            "strict=False alone, or shapes compared only in part (len(), size(0), numel()): strict=False "
+            "forgives missing and unexpected keys, but a shape mismatch still raises",
+            "keep only the entries whose name and whole shape match the model's (`value.shape == "
+            "own[key].shape`), then load those with strict=False",
+        )
+    if "leaf Variable that requires grad" in text:
+        return (
+            "in-place copy into a parameter outside torch.no_grad()",
+            "wrap the copies in `with torch.no_grad():`, or load the subset with "
+            "`model.load_state_dict(subset, strict=False)`",
         )
     if "Missing key(s)" in text:
         return (
@@ -1052,8 +1284,16 @@ def _key_list(ex: Exercise, value: Any, what: str, label: str) -> list[str]:
 
 
 def _lists_diagnosis(
-    loaded, skipped, expected_loaded, expected_skipped, mismatched, unknown, sd_keys, buffers
+    loaded, skipped, expected_loaded, expected_skipped, mismatched, unknown, sd_keys, buffers, retyped
 ):
+    if loaded != skipped and loaded == expected_skipped and skipped == expected_loaded:
+        return "the two lists swapped", "return `(loaded_keys, skipped_keys)` in that order"
+    if any(key in skipped for key in retyped):
+        return (
+            "keys skipped because their dtype differs: only the name and the shape count "
+            "(load_state_dict casts the values to the model's dtype)",
+            "compare names and shapes only",
+        )
     if any(key in loaded for key in mismatched):
         return (
             "shape-mismatched keys reported as loaded",
@@ -1118,6 +1358,7 @@ def _check_match_case(ex: Exercise, load_matching, case: _MatchCase, seed: int, 
     unknown = [k for k in sd_keys if k not in own]
     expected_loaded = [k for k in sd_keys if k in own and k not in mismatched]
     expected_skipped = [k for k in sd_keys if k not in expected_loaded]
+    retyped = [k for k, v, _ in given if k in expected_loaded and v.dtype != own[k].dtype]
     if list(loaded) != expected_loaded or list(skipped) != expected_skipped:
         hint = _lists_diagnosis(
             list(loaded),
@@ -1128,6 +1369,7 @@ def _check_match_case(ex: Exercise, load_matching, case: _MatchCase, seed: int, 
             unknown,
             sd_keys,
             buffers,
+            retyped,
         )
         mistake, fix = hint if hint else (None, "loaded: name in the model and same shape; skipped: the rest")
         if list(loaded) != expected_loaded:
@@ -1191,11 +1433,14 @@ def _check_match_case(ex: Exercise, load_matching, case: _MatchCase, seed: int, 
     ex.passed()
 
 
-def check_load_matching(load_matching, *, hidden: bool = False, seed: int = 0) -> None:
+def check_load_matching(load_matching, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``load_matching(model, state_dict)`` load exactly the entries whose name and shape match, leave
-    the rest of the model untouched, and report ``(loaded_keys, skipped_keys)`` in the state_dict's order?"""
+    the rest of the model untouched, and report ``(loaded_keys, skipped_keys)`` in the state_dict's order?
+    Core: a pretrained model with another head, and the same architecture. ``part="edge"``: unknown
+    entries, entries the state_dict lacks, other orders, a plain dict, an empty state_dict, another input
+    size and another dtype."""
     __tracebackhide__ = True
-    cases = _match_cases(hidden, seed)
+    cases = _match_cases(part, hidden, seed)
     with Exercise("load_matching") as ex:
         for device in ex.devices:
             for index, case in enumerate(cases):

@@ -2,8 +2,10 @@
 
 Sharing is a matter of identity: the checks ask whether two places hold the *same* module or Parameter
 object (``is``), never only whether their values are equal, and they show the difference the way training
-would, with an optimizer step or a gradient. ``hidden=True`` adds random sizes, float64 and more models
-(used by the hidden tests at grading time).
+would, with an optimizer step or a gradient. Each check has a core part (the main behaviour, float32) and
+an edge part (``part="edge"``: repeated calls, sizes of one, float64, the state_dict, models without
+sharing, the meta device); ``hidden=True`` adds random sizes and models to either (used by the hidden tests
+at grading time).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from torch import nn
 
 from course_lib.checks._core import Exercise, describe, seeded
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
 __all__ = ["check_make_shared_net", "check_TiedAutoencoder", "check_shared_groups"]
 
 _equal = ORIGINALS["equal"]
 _type = ORIGINALS["type"]
+_META = torch.device("meta")
 
 
 def _draw(generator: torch.Generator, low: int, high: int) -> int:
@@ -74,6 +78,12 @@ def _structure_mistake(kinds: list[str]) -> tuple[str | None, str]:
         return "a ReLU after the last layer (the net ends with Linear(hidden, out_features))", fix
     if linears == 4 and relus < 3 and len(kinds) < 7:
         return "a ReLU missing between the layers (one nn.ReLU() after each Linear but the last)", fix
+    if "Sequential" in kinds:
+        return (
+            "a nested nn.Sequential (a block reused as a whole): the contract's seven modules sit directly "
+            "in one Sequential, so that net[2] and net[4] are the shared Linear itself",
+            fix,
+        )
     others = [k for k in kinds if k not in ("Linear", "ReLU")]
     if others:
         return f"{others[0]} used where the contract has nn.ReLU or nn.Linear", fix
@@ -139,24 +149,32 @@ def _reference_forward(weights: list[tuple[torch.Tensor, torch.Tensor]], x: torc
     return F.linear(h, w6, b6)
 
 
-def _shared_net_cases(hidden: bool, seed: int) -> list[tuple[int, int, int, torch.dtype]]:
-    cases = [(4, 8, 1, torch.float32), (3, 5, 2, torch.float32), (6, 6, 6, torch.float64)]
+# The core cases: the layout, the sizes, one shared layer object and the forward, in float32. The edge
+# cases: a new net on every call, sizes of one and equal sizes, float64 and the devices after .to().
+def _shared_net_cases(part: str, hidden: bool, seed: int) -> list[tuple[int, int, int, torch.dtype]]:
+    if part == CORE:
+        cases = [(4, 8, 1, torch.float32), (3, 5, 2, torch.float32)]
+    else:
+        cases = [(6, 6, 6, torch.float64), (1, 1, 1, torch.float32), (2, 3, 4, torch.float64)]
     if hidden:
         generator = torch.Generator().manual_seed(seed)
-        for dtype in (torch.float32, torch.float64, torch.float64):
+        dtypes = (torch.float32,) * 4 if part == CORE else (torch.float32, torch.float64, torch.float64)
+        for dtype in dtypes:
             cases.append((_draw(generator, 1, 9), _draw(generator, 1, 9), _draw(generator, 1, 9), dtype))
-        cases.append((1, 1, 1, torch.float32))
+        if part == EDGE:
+            cases.append((1, _draw(generator, 1, 4), 1, torch.float64))
     return cases
 
 
-def check_make_shared_net(make_shared_net, *, hidden: bool = False, seed: int = 0) -> None:
+def check_make_shared_net(make_shared_net, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``make_shared_net(in_features, hidden, out_features)`` return the contract's nn.Sequential
-    with one Linear(hidden, hidden) object in both net[2] and net[4], computing what those layers compute,
-    and a new net on every call?"""
+    with one Linear(hidden, hidden) object in both net[2] and net[4], computing what those layers compute?
+    Core: the layout, the sizes, the shared layer and the forward in float32; ``part="edge"``: a new net
+    on every call, sizes of one, float64 and every device after ``.to()``."""
     __tracebackhide__ = True
     with Exercise("make_shared_net") as ex:
         for index, (in_features, hidden_features, out_features, dtype) in enumerate(
-            _shared_net_cases(hidden, seed)
+            _shared_net_cases(part, hidden, seed)
         ):
             label = f"make_shared_net({in_features}, {hidden_features}, {out_features})"
             with seeded(seed * 100 + index):
@@ -229,20 +247,10 @@ def check_make_shared_net(make_shared_net, *, hidden: bool = False, seed: int = 
                 )
             ex.passed()
 
-            # A new net on every call: two calls must not share any parameter.
-            with seeded(seed * 100 + index + 50):
-                other = ex.call(make_shared_net, in_features, hidden_features, out_features, case=label)
-            ex.expect_instance(other, nn.Sequential, "the result of a second call", case=label)
-            mine = {id(p) for p in net.parameters()}
-            if any(id(p) in mine for p in other.parameters()):
-                ex.fail(
-                    "two calls of make_shared_net returned nets that share layers",
-                    case=label,
-                    mistake="layers created outside the function (once), so every net it returns shares them",
-                    fix="create every layer inside make_shared_net, so that each call builds a new net",
+            if part == EDGE:
+                _check_new_net_per_call(
+                    ex, make_shared_net, net, (in_features, hidden_features, out_features)
                 )
-            ex.passed()
-
             for device in ex.devices:
                 ex.call(net.to, device=device, dtype=dtype, case=label)
                 x = _randn((5, in_features), seed + index, dtype, device)
@@ -252,6 +260,25 @@ def check_make_shared_net(make_shared_net, *, hidden: bool = False, seed: int = 
                     (layers[i]._parameters["weight"], layers[i]._parameters["bias"]) for i in (0, 2, 6)
                 ]
                 ex.assert_close(y, _reference_forward(weights, x), "net(x)", case=case)
+
+
+def _check_new_net_per_call(
+    ex: Exercise, make_shared_net, net: nn.Module, sizes: tuple[int, int, int]
+) -> None:
+    """Two calls must build two nets that share no parameter."""
+    label = f"make_shared_net{sizes}, called twice"
+    with seeded(sum(sizes) + 50):
+        other = ex.call(make_shared_net, *sizes, case=label)
+    ex.expect_instance(other, nn.Sequential, "the result of a second call", case=label)
+    mine = {id(p) for p in net.parameters()}
+    if any(id(p) in mine for p in other.parameters()):
+        ex.fail(
+            "two calls of make_shared_net returned nets that share layers",
+            case=label,
+            mistake="layers created outside the function (once), so every net it returns shares them",
+            fix="create every layer inside make_shared_net, so that each call builds a new net",
+        )
+    ex.passed()
 
 
 # -- TiedAutoencoder ---------------------------------------------------------------------------------
@@ -270,7 +297,13 @@ _STALE = (
 
 def _tied_hints(exc: BaseException) -> tuple[str, str] | None:
     text = str(exc)
-    if "cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:
+    if "must match the size" in text:
+        return (
+            "a bias of the wrong size added: the decoder adds decoder_bias, of shape (in_features,), not "
+            "the encoder's bias, of shape (code_features,)",
+            "add self.decoder_bias in the decoder: `code @ self.encoder.weight + self.decoder_bias`",
+        )
+    if "cannot be multiplied" in text or "size mismatch" in text:
         return (
             "the decoder's weight not transposed the right way: encoder.weight is (code_features, "
             "in_features), so the decoder computes `code @ encoder.weight`, which is "
@@ -384,11 +417,19 @@ def _tied_reference(x, weight, encoder_bias, decoder_bias, *, detach_decoder_wei
     return F.linear(code, decoder_weight.T, decoder_bias)
 
 
-def _tied_diagnosis(ex: Exercise, x, weight, encoder_bias, decoder_bias) -> Callable:
+def _tied_diagnosis(ex: Exercise, x, weight, encoder_bias, decoder_bias, initial=None) -> Callable:
+    """``initial``: encoder.weight before the last optimizer step (to recognise a copy taken earlier)."""
+
     def diagnose(actual: torch.Tensor):
         with torch.no_grad():
             code = F.relu(F.linear(x, weight, encoder_bias))
             candidates = [
+                (
+                    "the decoder uses a copy of encoder.weight taken in __init__ (a transposed copy, clone "
+                    "or .contiguous()): the optimizer updates encoder.weight, the copy stays as it was",
+                    code @ initial + decoder_bias if initial is not None else None,
+                    _TIE_FIX,
+                ),
                 ("decoder_bias not added to the reconstruction", code @ weight, "add self.decoder_bias"),
                 (
                     "ReLU missing on the code",
@@ -399,6 +440,11 @@ def _tied_diagnosis(ex: Exercise, x, weight, encoder_bias, decoder_bias) -> Call
                     "a ReLU (or another activation) applied to the reconstruction too",
                     F.relu(code @ weight + decoder_bias),
                     "return the decoder's affine output as it is",
+                ),
+                (
+                    "the encoder's bias added in the decoder instead of decoder_bias",
+                    code @ weight + encoder_bias if weight.shape[0] == weight.shape[1] else None,
+                    "the decoder adds its own decoder_bias: `code @ self.encoder.weight + self.decoder_bias`",
                 ),
                 (
                     "the encoder's bias used in the decoder as well",
@@ -425,25 +471,41 @@ def _tied_diagnosis(ex: Exercise, x, weight, encoder_bias, decoder_bias) -> Call
     return diagnose
 
 
-def _tied_cases(hidden: bool, seed: int) -> list[tuple[int, int, int, torch.dtype]]:
+# The core cases: the three parameters, the reconstruction and the gradients of both uses, before and
+# after a training step, in float32 with code_features < in_features. The edge cases: a square code, a
+# code of one feature, one sample, float64 after .to(), and the state_dict loaded into a new model.
+def _tied_cases(part: str, hidden: bool, seed: int) -> list[tuple[int, int, int, torch.dtype]]:
     """(in_features, code_features, batch, dtype)."""
-    cases = [(6, 3, 4, torch.float32), (4, 4, 5, torch.float32), (5, 2, 3, torch.float64)]
+    if part == CORE:
+        cases = [(6, 3, 4, torch.float32), (5, 2, 3, torch.float32)]
+    else:
+        cases = [(4, 4, 5, torch.float32), (5, 2, 3, torch.float64), (3, 1, 1, torch.float64)]
     if hidden:
         generator = torch.Generator().manual_seed(seed)
-        for dtype in (torch.float32, torch.float32, torch.float64, torch.float64):
-            cases.append((_draw(generator, 1, 12), _draw(generator, 1, 8), _draw(generator, 1, 9), dtype))
-        size = _draw(generator, 2, 7)
-        cases.append((size, size, 1, torch.float64))
+        if part == CORE:
+            for _ in range(4):
+                code = _draw(generator, 1, 6)
+                cases.append((code + _draw(generator, 1, 6), code, _draw(generator, 2, 9), torch.float32))
+        else:
+            for dtype in (torch.float32, torch.float64, torch.float64):
+                cases.append((_draw(generator, 1, 12), _draw(generator, 1, 8), _draw(generator, 1, 9), dtype))
+            size = _draw(generator, 2, 7)
+            cases.append((size, size, 1, torch.float64))
     return cases
 
 
-def check_TiedAutoencoder(TiedAutoencoder, *, hidden: bool = False, seed: int = 0) -> None:  # noqa: N802
+def check_TiedAutoencoder(  # noqa: N802
+    TiedAutoencoder, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
     """Does ``TiedAutoencoder(in_features, code_features)`` hold exactly encoder.weight, encoder.bias and a
     zero decoder_bias, reconstruct ``relu(encoder(x)) @ encoder.weight + decoder_bias``, and send the
-    decoder's gradient to encoder.weight, on every device and dtype, before and after a training step?"""
+    decoder's gradient to encoder.weight, before and after a training step? Core: float32, a code smaller
+    than the input; ``part="edge"``: a square code, one code feature, one sample, float64 and every
+    device after ``.to()``, and the state_dict loaded into a new model."""
     __tracebackhide__ = True
     with Exercise("TiedAutoencoder") as ex:
-        for index, (in_features, code_features, batch, dtype) in enumerate(_tied_cases(hidden, seed)):
+        cases = _tied_cases(part, hidden, seed)
+        for index, (in_features, code_features, batch, dtype) in enumerate(cases):
             label = f"TiedAutoencoder({in_features}, {code_features})"
             with seeded(seed * 100 + index):
                 model = ex.call(TiedAutoencoder, in_features, code_features, case=label)
@@ -458,6 +520,7 @@ def check_TiedAutoencoder(TiedAutoencoder, *, hidden: bool = False, seed: int = 
                 # A non-zero decoder_bias, so that a decoder that ignores it shows.
                 with torch.no_grad():
                     decoder_bias.copy_(_randn((in_features,), seed + 7 * index, dtype, device))
+                initial = weight.detach().clone()
                 for step in range(2):  # before and after one optimizer step
                     step_case = case if step == 0 else f"{case}, after one SGD step"
                     x = _randn((batch, in_features), seed + 31 * index + step, dtype, device)
@@ -467,13 +530,61 @@ def check_TiedAutoencoder(TiedAutoencoder, *, hidden: bool = False, seed: int = 
                         _tied_reference(x, weight, encoder_bias, decoder_bias),
                         "the reconstruction",
                         case=step_case,
-                        diagnose=_tied_diagnosis(ex, x, weight, encoder_bias, decoder_bias),
+                        diagnose=_tied_diagnosis(
+                            ex, x, weight, encoder_bias, decoder_bias, initial if step else None
+                        ),
                     )
                     _check_tied_gradients(ex, y, x, (weight, encoder_bias, decoder_bias), step_case, seed)
                     optimizer = torch.optim.SGD([weight, encoder_bias, decoder_bias], lr=0.1)
                     optimizer.zero_grad()
                     F.mse_loss(ex.call(model, x, case=step_case, hints=_tied_hints), x).backward()
                     optimizer.step()
+        if part == EDGE:
+            for index, (in_features, code_features, batch, _) in enumerate(cases[:2]):
+                _check_tied_state_dict(ex, TiedAutoencoder, in_features, code_features, batch, seed + index)
+
+
+def _check_tied_state_dict(
+    ex: Exercise, TiedAutoencoder, in_features: int, code_features: int, batch: int, seed: int
+) -> None:
+    """After a training step, the state_dict holds the three tensors and loads into a new model, which
+    then reconstructs the same and is still tied."""
+    label = (
+        f"TiedAutoencoder({in_features}, {code_features}) after one SGD step, its state_dict() loaded into a "
+        "new TiedAutoencoder"
+    )
+    with seeded(seed):
+        model = ex.call(TiedAutoencoder, in_features, code_features, case=label)
+        fresh = ex.call(TiedAutoencoder, in_features, code_features, case=label)
+    parameters = _tied_structure(ex, model, in_features, code_features, label)
+    fresh_parameters = _tied_structure(ex, fresh, in_features, code_features, label)
+    x = _randn((batch, in_features), seed + 3, torch.float32, torch.device("cpu"))
+    optimizer = torch.optim.SGD(parameters, lr=0.1)
+    F.mse_loss(ex.call(model, x, case=label, hints=_tied_hints), x).backward()
+    optimizer.step()
+    state = ex.call(model.state_dict, case=label)
+    missing = [key for key in ("encoder.weight", "encoder.bias", "decoder_bias") if key not in state]
+    if missing:
+        ex.fail(
+            f"the state_dict has no {', '.join(missing)} (its keys: {list(state)})",
+            case=label,
+            fix="register decoder_bias as an nn.Parameter and the encoder as a submodule",
+        )
+    ex.call(fresh.load_state_dict, state, case=label)
+    x = _randn((batch, in_features), seed + 4, torch.float32, torch.device("cpu"))
+    y = ex.call(fresh, x, case=label, hints=_tied_hints)
+    ex.assert_close(
+        y,
+        _tied_reference(x, *parameters),
+        "the new model's reconstruction",
+        case=label,
+        diagnose=lambda _: (
+            "a tensor derived from encoder.weight in __init__ (a transposed copy or clone): "
+            "load_state_dict changes encoder.weight but not that copy",
+            _TIE_FIX,
+        ),
+    )
+    _check_tied_gradients(ex, y, x, fresh_parameters, label, seed)
 
 
 def _check_tied_gradients(ex: Exercise, y, x, parameters, case: str, seed: int) -> None:
@@ -540,8 +651,10 @@ def _reference_groups(model: nn.Module) -> list[list[str]]:
     return [names for names in _all_groups(model) if len(names) > 1]
 
 
-def _groups_by_value(model: nn.Module) -> list[list[str]]:
-    """What grouping by equal values (torch.equal) instead of identity gives."""
+def _groups_by_value(model: nn.Module) -> list[list[str]] | None:
+    """What grouping by equal values (torch.equal) instead of identity gives (None on meta, no values)."""
+    if any(p.device.type == "meta" for p in model.parameters()):
+        return None
     groups: list[tuple[torch.Tensor, list[str]]] = []
     with torch.no_grad():
         for name, parameter in model.named_parameters(remove_duplicate=False):
@@ -552,6 +665,32 @@ def _groups_by_value(model: nn.Module) -> list[list[str]]:
             else:
                 groups.append((parameter, [name]))
     return [names for _, names in groups if len(names) > 1]
+
+
+def _groups_by_address(model: nn.Module, state_dict: bool) -> list[list[str]]:
+    """What grouping by memory address (data_ptr) gives, over the state_dict (buffers included) or over
+    named_parameters(remove_duplicate=False)."""
+    items = model.state_dict().items() if state_dict else model.named_parameters(remove_duplicate=False)
+    groups: dict[int, list[str]] = {}
+    for name, tensor in items:
+        groups.setdefault(tensor.data_ptr(), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _groups_by_module(model: nn.Module) -> list[list[str]]:
+    """What looking for shared modules only gives: each module reached under two or more names, with its
+    own parameters' names (a Parameter assigned to two different modules is missed)."""
+    found: dict[int, tuple[nn.Module, list[str]]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        found.setdefault(id(module), (module, []))[1].append(name)
+    groups = []
+    for module, names in found.values():
+        if len(names) > 1:
+            for parameter_name, _ in module.named_parameters(recurse=False):
+                groups.append(
+                    [f"{prefix}.{parameter_name}" if prefix else parameter_name for prefix in names]
+                )
+    return groups
 
 
 def _container(**children: nn.Module | nn.Parameter) -> nn.Module:
@@ -624,14 +763,42 @@ def _model_order() -> nn.Module:
     )
 
 
-_VISIBLE_MODELS: list[tuple[str, Callable[[], nn.Module]]] = [
-    ("make_shared_net(4, 8, 1)'s net", _model_shared_net),
-    ("distinct parameters with equal values (zeros, a deep copy) and one shared layer", _model_equal_values),
+def _model_shared_norm() -> nn.Module:
+    """A BatchNorm used twice: its weight and bias are shared parameters, its buffers are not parameters."""
+    norm = nn.BatchNorm1d(4)
+    return nn.Sequential(nn.Linear(3, 4), norm, nn.ReLU(), nn.Linear(4, 4), norm)
+
+
+def _model_without_parameters() -> nn.Module:
+    return nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Tanh())
+
+
+# The core models: shared layers, a tied Parameter between two modules, equal values that are not shared.
+# The edge models: nothing shared, no parameters at all, shared buffers, names in registration order, and
+# models built on the meta device (no memory, so no data_ptr to tell tensors apart).
+_VISIBLE_MODELS: dict[str, list[tuple[str, Callable[[], nn.Module]]]] = {
+    CORE: [
+        ("make_shared_net(4, 8, 1)'s net", _model_shared_net),
+        (
+            "distinct parameters with equal values (zeros, a deep copy) and one shared layer",
+            _model_equal_values,
+        ),
+        ("a language model with tied embedding and output weights, nested blocks", _model_language),
+        ("one layer used three times", _model_three_uses),
+    ],
+    EDGE: [
+        ("a model without sharing", _model_no_sharing),
+        ("a tied autoencoder (weight reused in forward, registered once)", _model_tied_autoencoder),
+        ("a model without parameters", _model_without_parameters),
+        ("a BatchNorm1d used twice (shared parameters and buffers)", _model_shared_norm),
+        ("names registered in non-alphabetical order, a Parameter under two names", _model_order),
+    ],
+}
+# Edge models also built on the meta device.
+_META_MODELS = [
     ("a language model with tied embedding and output weights, nested blocks", _model_language),
-    ("one layer used three times", _model_three_uses),
-    ("a model without sharing", _model_no_sharing),
-    ("a tied autoencoder (weight reused in forward, registered once)", _model_tied_autoencoder),
-    ("names registered in non-alphabetical order, a Parameter under two names", _model_order),
+    ("a BatchNorm1d used twice (shared parameters and buffers)", _model_shared_norm),
+    ("make_shared_net(4, 8, 1)'s net", _model_shared_net),
 ]
 
 
@@ -707,8 +874,30 @@ def _short(groups: list[list[str]]) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
+def _meta_errors_as_runtime(shared_groups):
+    """``shared_groups`` with PyTorch's NotImplementedError for an operator the meta device lacks (values
+    compared on tensors that have none) turned into a RuntimeError, so that it is reported as what it is and
+    not as an exercise left unsolved."""
+
+    def call(model):
+        try:
+            return shared_groups(model)
+        except NotImplementedError as exc:
+            if "Meta" not in str(exc):
+                raise
+            raise RuntimeError(f"NotImplementedError: {str(exc).splitlines()[0]}") from None
+
+    return call
+
+
 def _groups_hints(exc: BaseException) -> tuple[str, str] | None:
     text = str(exc)
+    if "Meta tensors" in text:
+        return (
+            "grouping by equal values instead of identity: on the meta device tensors have no values to "
+            "compare (and elsewhere separate parameters can hold equal values without being shared)",
+            "group by the tensor object itself: `p is q`, or key a dict by id(p)",
+        )
     if "ambiguous" in text or "must match the size" in text:
         return (
             "tensors compared with == (or with `in` on a list of tensors), which compares values element by "
@@ -727,8 +916,25 @@ def _groups_diagnosis(model: nn.Module, got: list[list[str]], expected: list[lis
         )
     if got == [] and expected:
         return (
-            "named_parameters() without remove_duplicate=False lists each shared tensor once, under one name",
+            "named_parameters() without remove_duplicate=False lists each shared tensor once, under one name "
+            "(and the state_dict's values are new detached tensors, so comparing them finds nothing shared)",
             "iterate over model.named_parameters(remove_duplicate=False)",
+        )
+    for state_dict in (False, True):
+        if got == _groups_by_address(model, state_dict):
+            buffers = " and the state_dict holds buffers, which are not parameters" if state_dict else ""
+            return (
+                "grouped by memory address (data_ptr()): tensors without memory of their own (on the meta "
+                f"device, or empty ones) all have data_ptr() 0{buffers}",
+                "group by the Parameter object itself: key a dict by id(p) over "
+                "model.named_parameters(remove_duplicate=False)",
+            )
+    if got == _groups_by_module(model) and got != expected:
+        return (
+            "only shared modules found: a Parameter assigned to two different modules (weight tying, "
+            "lm_head.weight = embedding.weight) is shared too",
+            "group the parameters themselves: key a dict by id(p) over "
+            "model.named_parameters(remove_duplicate=False)",
         )
     if got == _all_groups(model):
         return (
@@ -748,26 +954,40 @@ def _groups_diagnosis(model: nn.Module, got: list[list[str]], expected: list[lis
     )
 
 
-def check_shared_groups(shared_groups, *, hidden: bool = False, seed: int = 0) -> None:
+def check_shared_groups(shared_groups, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``shared_groups(model)`` list, for each tensor reachable under two or more names, those names in
     named_parameters(remove_duplicate=False) order, grouping by identity (not by equal values), groups in
-    order of first appearance, and ``[]`` when nothing is shared?"""
+    order of first appearance, and ``[]`` when nothing is shared? Core: shared layers, a tied Parameter,
+    equal values that are not shared; ``part="edge"``: no sharing, no parameters, shared buffers,
+    registration order, float64 and models on the meta device."""
     __tracebackhide__ = True
-    models = list(_VISIBLE_MODELS)
+    models = [(description, make, None) for description, make in _VISIBLE_MODELS[part]]
+    if part == EDGE:
+        models += [
+            (f"{description}, built on the meta device", make, _META) for description, make in _META_MODELS
+        ]
     if hidden:
         generator = torch.Generator().manual_seed(seed)
-        for index in range(8):
-            dtype = (torch.float32, torch.float64)[index % 2]
-            models.append((f"random nested model #{index}", lambda g=generator, d=dtype: _random_model(g, d)))
+        for index in range(6):
+            dtype = torch.float32 if part == CORE else torch.float64
+            models.append(
+                (f"random nested model #{index}", lambda g=generator, d=dtype: _random_model(g, d), None)
+            )
     with Exercise("shared_groups") as ex:
-        for index, (description, make) in enumerate(models):
+        for index, (description, make, build_on) in enumerate(models):
             with seeded(seed * 100 + index):
-                model = make()
-            for device in ex.devices:
-                model.to(device)
-                case = f"{description} on {device}"
+                if build_on is None:
+                    model = make()
+                else:
+                    with torch.device(build_on):
+                        model = make()
+            for device in ex.devices if build_on is None else [build_on]:
+                if build_on is None:
+                    model.to(device)
+                case = f"{description} on {device}" if build_on is None else description
                 before = [(name, id(p)) for name, p in model.named_parameters(remove_duplicate=False)]
-                got = _as_groups(ex, ex.call(shared_groups, model, case=case, hints=_groups_hints), case)
+                student = shared_groups if build_on is None else _meta_errors_as_runtime(shared_groups)
+                got = _as_groups(ex, ex.call(student, model, case=case, hints=_groups_hints), case)
                 after = [(name, id(p)) for name, p in model.named_parameters(remove_duplicate=False)]
                 if after != before:
                     ex.fail(

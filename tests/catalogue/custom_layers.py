@@ -1,5 +1,5 @@
-"""07_custom_layers: the contract's mistakes for CenteredLayer, MyLinear, ScalingLayer and Residual, plus
-other common ones, and correct solutions written in other styles."""
+"""07_custom_layers: the contract's mistakes for CenteredLayer, MyLinear, ScalingLayer, LearnableLeakyReLU,
+Residual and ResidualConvBlock, plus other common ones, and correct solutions written in other styles."""
 
 from tests.catalogue import Alternative, Mistake
 
@@ -11,6 +11,35 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+"""
+
+# A (C,) weight shaped to broadcast along dim 1 (channels), as the mistakes below other than the one they
+# are about do it.
+_LEAKY_HEAD = """
+import torch
+from torch import nn
+
+
+def _slopes(weight, x):
+    return weight.reshape((1, -1) + (1,) * (x.dim() - 2)) if x.dim() >= 2 and weight.dim() == 1 else weight
+"""
+
+_BLOCK_HEAD = """
+import torch.nn.functional as F
+from torch import nn
+"""
+
+# The layers as the exercise asks (for mistakes in forward only).
+_BLOCK_INIT = """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
 """
 
 MISTAKES = [
@@ -547,6 +576,242 @@ class ScalingLayer(nn.Module):
 """,
         "no gradient reaches scale",
     ),
+    # LearnableLeakyReLU
+    Mistake(
+        "LearnableLeakyReLU",
+        "slope a plain float",
+        """
+import torch
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.negative_slope = float(init)
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, self.negative_slope * x)
+""",
+        "slope a plain float or tensor (not learnable)",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "slope a plain tensor",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = torch.full((num_parameters,), float(init), requires_grad=True)
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, _slopes(self.weight, x) * x)
+""",
+        "slope a plain float or tensor (not learnable)",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "slope applied to the positive part",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return torch.where(x >= 0, _slopes(self.weight, x) * x, x)
+""",
+        "slope applied to the positive part",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "channels taken from the last dim",
+        """
+import torch
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, self.weight * x)
+""",
+        "channels taken from the last dim",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "weight of shape ()",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        shape = () if num_parameters == 1 else (num_parameters,)
+        self.weight = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, _slopes(self.weight, x) * x)
+""",
+        "weight of shape ()",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "init ignored",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), 0.25))
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, _slopes(self.weight, x) * x)
+""",
+        "init argument ignored",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "F.leaky_relu with a float slope",
+        """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.weight.detach().item())
+""",
+        "the slope used as a Python number",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "calls F.prelu",
+        """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+""",
+        "calls nn.PReLU / F.prelu",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "subclasses nn.PReLU",
+        """
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.PReLU):
+    pass
+""",
+        "calls nn.PReLU / F.prelu",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "torch.maximum(x, weight * x)",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return torch.maximum(x, _slopes(self.weight, x) * x)
+""",
+        "equals PReLU only for slopes between 0 and 1",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "slope registered as a buffer",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.register_buffer("weight", torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, _slopes(self.weight, x) * x)
+""",
+        "slope registered as a buffer",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "negative entries scaled in place",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        negative = x < 0
+        x[negative] = (_slopes(self.weight, x) * x)[negative]
+        return x
+""",
+        "input modified in place",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "weight always reshaped to (1, C, 1, 1)",
+        """
+import torch
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, self.weight.view(1, -1, 1, 1) * x)
+""",
+        "the weight reshaped for one input rank only",
+    ),
+    Mistake(
+        "LearnableLeakyReLU",
+        "torch.full with an int init",
+        _LEAKY_HEAD
+        + """
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), init))
+
+    def forward(self, x):
+        return torch.where(x >= 0, x, _slopes(self.weight, x) * x)
+""",
+        "init given as an int",
+    ),
     # Residual
     Mistake(
         "Residual",
@@ -727,6 +992,251 @@ class Residual(nn.Module):
 """,
         "a copy of the module",
     ),
+    # ResidualConvBlock
+    Mistake(
+        "ResidualConvBlock",
+        "padding missing",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "padding missing",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "conv bias left on",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "conv bias left on",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "skip added after the last ReLU",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out))) + x
+""",
+        "the skip added after the last ReLU",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "one BatchNorm used after both convs",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn1(self.conv2(out)) + x)
+""",
+        "one BatchNorm reused for both convs",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "ReLU missing between",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        out = self.bn1(self.conv1(x))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "ReLU missing between bn1 and conv2",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "skip added before bn2",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out) + x))
+""",
+        "the skip added before bn2",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "identity = x, then identity += out",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        identity = x
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity += out
+        return F.relu(identity)
+""",
+        "input modified in place",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "main path in an nn.Sequential",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x):
+        return F.relu(self.body(x) + x)
+""",
+        "the exercise requires the names conv1, bn1, conv2 and bn2",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "one BatchNorm module under both names",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = self.bn1
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "one BatchNorm reused for both convs",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "the final ReLU missing",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return self.bn2(self.conv2(out)) + x
+""",
+        "the final ReLU missing",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "skip connection missing",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)))
+""",
+        "skip connection missing",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "nn.BatchNorm1d",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm1d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm1d(channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "nn.BatchNorm1d used on 4-D input",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "batch statistics in eval mode",
+        _BLOCK_HEAD
+        + _BLOCK_INIT
+        + """
+    def forward(self, x):
+        def norm(bn, h):
+            return F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=True)
+
+        out = F.relu(norm(self.bn1, self.conv1(x)))
+        return F.relu(norm(self.bn2, self.conv2(out)) + x)
+""",
+        "uses the batch's statistics in eval mode",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "track_running_stats=False",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels, track_running_stats=False)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels, track_running_stats=False)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "BatchNorm without running statistics",
+    ),
+    Mistake(
+        "ResidualConvBlock",
+        "1x1 convolutions",
+        _BLOCK_HEAD
+        + """
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + x)
+""",
+        "kernel size other than 3x3",
+    ),
 ]
 
 ALTERNATIVES = [
@@ -863,6 +1373,70 @@ class ScalingLayer(nn.Module):
 """,
     ),
     Alternative(
+        "LearnableLeakyReLU",
+        "x > 0, unsqueeze in a loop, torch.ones * init",
+        """
+import torch
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_parameters) * init)
+
+    def forward(self, x):
+        slopes = self.weight
+        if x.dim() >= 2 and slopes.numel() > 1:
+            slopes = slopes.unsqueeze(0)
+            while slopes.dim() < x.dim():
+                slopes = slopes.unsqueeze(-1)
+        return torch.where(x > 0, x, slopes * x)
+""",
+    ),
+    Alternative(
+        "LearnableLeakyReLU",
+        "clamp formulation, register_parameter, empty + fill_",
+        """
+import torch
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.register_parameter("weight", nn.Parameter(torch.empty(num_parameters).fill_(init)))
+
+    def forward(self, x):
+        shape = [1] * x.dim()
+        if x.dim() >= 2:
+            shape[1] = -1
+        slopes = self.weight.reshape(shape) if x.dim() >= 2 else self.weight
+        return x.clamp(min=0) + slopes * x.clamp(max=0)
+""",
+    ),
+    Alternative(
+        "LearnableLeakyReLU",
+        "relu(x) - w relu(-x), channels moved last with movedim",
+        """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LearnableLeakyReLU(nn.Module):
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_parameters,), init, dtype=torch.float32))
+
+    def forward(self, x):
+        if x.dim() < 2:
+            return F.relu(x) - self.weight * F.relu(-x)
+        last = x.movedim(1, -1)
+        return (F.relu(last) - self.weight * F.relu(-last)).movedim(-1, 1)
+""",
+    ),
+    Alternative(
         "Residual",
         "add_module and a list comparison",
         """
@@ -899,6 +1473,52 @@ class Residual(nn.Module):
         if tuple(y.shape) == tuple(x.shape):
             return torch.add(x, y)
         raise ValueError(f"Residual needs module(x) of x's shape {tuple(x.shape)}, got {tuple(y.shape)}")
+""",
+    ),
+    Alternative(
+        "ResidualConvBlock",
+        "padding='same', nn.ReLU(inplace=True), out += identity",
+        """
+from torch import nn
+
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding="same", bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+""",
+    ),
+    Alternative(
+        "ResidualConvBlock",
+        "F.pad before unpadded convs, add_module in a loop, torch.add",
+        """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        for index in (1, 2):
+            self.add_module(f"conv{index}", nn.Conv2d(channels, channels, kernel_size=3, bias=False))
+            self.add_module(f"bn{index}", nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(F.pad(x, (1, 1, 1, 1)))))
+        out = self.bn2(self.conv2(F.pad(out, (1, 1, 1, 1))))
+        return torch.relu(torch.add(x, out))
 """,
     ),
 ]

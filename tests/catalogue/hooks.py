@@ -271,6 +271,40 @@ class ActivationRecorder:
 """,
         "is not a context manager",
     ),
+    Mistake(
+        "ActivationRecorder",
+        "the input recorded with a forward-pre hook",
+        _recorder(
+            """        def hook(module, args, output):
+            self.activations[name] = output.detach()""",
+            """        def hook(module, args):
+            self.activations[name] = args[0].detach()""",
+        ).replace("register_forward_hook(self._hook(name))", "register_forward_pre_hook(self._hook(name))"),
+        "input recorded instead of its output",
+    ),
+    Mistake(
+        "ActivationRecorder",
+        "recordings cleared on exit",
+        _recorder(
+            "        self.handles.clear()", "        self.handles.clear()\n        self.activations.clear()"
+        ),
+        "recordings cleared in __exit__",
+    ),
+    Mistake(
+        "ActivationRecorder",
+        "only the last handle kept",
+        _recorder(
+            "self.handles.append(module.register_forward_hook(self._hook(name)))",
+            "self.handles = [module.register_forward_hook(self._hook(name))]",
+        ),
+        "handles not removed",
+    ),
+    Mistake(
+        "ActivationRecorder",
+        "output detached in place with detach_()",
+        _recorder("self.activations[name] = output.detach()", "self.activations[name] = output.detach_()"),
+        "detach_() detaches the real output in place",
+    ),
     # output_grad_norms
     Mistake(
         "output_grad_norms",
@@ -379,6 +413,31 @@ def output_grad_norms(model, loss_fn, x, target):
             "for name, module in model.named_modules()", "for name, module in model.named_children()"
         ),
         "only direct children hooked",
+    ),
+    Mistake(
+        "output_grad_norms",
+        "hooks not removed when something fails (no try/finally)",
+        _grad_norms(
+            """    try:
+        x = x.detach().requires_grad_(True)
+        loss = loss_fn(model(x), target)
+        torch.autograd.grad(loss, x)
+    finally:
+        for handle in handles:
+            handle.remove()""",
+            """    x = x.detach().requires_grad_(True)
+    loss = loss_fn(model(x), target)
+    torch.autograd.grad(loss, x)
+    for handle in handles:
+        handle.remove()""",
+        ),
+        "not removed in a finally: block",
+    ),
+    Mistake(
+        "output_grad_norms",
+        "per-sample norms averaged",
+        _grad_norms("grad_output[0].norm().item()", "grad_output[0].norm(dim=1).mean().item()"),
+        "per-sample norms averaged",
     ),
     # clamp_output
     Mistake(
@@ -503,6 +562,32 @@ def clamp_output(module, min_value, max_value):
     return module.register_forward_hook(lambda m, args, output: output.clamp(max_value, min_value))
 """,
         "swapped",
+    ),
+    Mistake(
+        "clamp_output",
+        "clamp_ on output.data",
+        """
+def clamp_output(module, min_value, max_value):
+    def hook(module, args, output):
+        output.data.clamp_(min_value, max_value)
+
+    return module.register_forward_hook(hook)
+""",
+        "outside autograd",
+    ),
+    Mistake(
+        "clamp_output",
+        "bounds stored on the module",
+        """
+def _clamp_hook(module, args, output):
+    return output.clamp(module.clamp_min, module.clamp_max)
+
+
+def clamp_output(module, min_value, max_value):
+    module.clamp_min, module.clamp_max = min_value, max_value
+    return module.register_forward_hook(_clamp_hook)
+""",
+        "bounds stored on the module",
     ),
 ]
 
@@ -635,6 +720,38 @@ def output_grad_norms(model, loss_fn, x, target):
         for handle in handles:
             handle.remove()
     return norms
+""",
+    ),
+    Alternative(
+        "output_grad_norms",
+        "forward hooks keep each output, torch.autograd.grad with respect to the outputs",
+        """
+import torch
+from torch import nn
+
+
+def output_grad_norms(model, loss_fn, x, target):
+    outputs = {}
+
+    def keep(name):
+        def hook(module, args, output):
+            outputs[name] = output
+
+        return hook
+
+    handles = [
+        module.register_forward_hook(keep(name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    ]
+    try:
+        loss = loss_fn(model(x), target)
+    finally:
+        for handle in handles:
+            handle.remove()
+    names = list(outputs)
+    grads = torch.autograd.grad(loss, [outputs[name] for name in names])
+    return {name: grad.norm().item() for name, grad in zip(names, grads)}
 """,
     ),
     Alternative(

@@ -132,6 +132,70 @@ def lazy_mlp(hidden_sizes, out_features):
 """,
         "has no bias",
     ),
+    Mistake(
+        "lazy_mlp",
+        "hidden sizes in reverse order",
+        """
+from torch import nn
+
+
+def lazy_mlp(hidden_sizes, out_features):
+    layers = []
+    for size in reversed(hidden_sizes):
+        layers += [nn.LazyLinear(size), nn.ReLU()]
+    layers.append(nn.LazyLinear(out_features))
+    return nn.Sequential(*layers)
+""",
+        "hidden sizes in the wrong order",
+    ),
+    Mistake(
+        "lazy_mlp",
+        "Tanh instead of ReLU",
+        """
+from torch import nn
+
+
+def lazy_mlp(hidden_sizes, out_features):
+    layers = []
+    for size in hidden_sizes:
+        layers += [nn.LazyLinear(size), nn.Tanh()]
+    layers.append(nn.LazyLinear(out_features))
+    return nn.Sequential(*layers)
+""",
+        "another activation instead of ReLU",
+    ),
+    Mistake(
+        "lazy_mlp",
+        "hidden_sizes=[] not handled",
+        """
+from torch import nn
+
+
+def lazy_mlp(hidden_sizes, out_features):
+    layers = [nn.LazyLinear(hidden_sizes[0])]
+    for size in hidden_sizes[1:]:
+        layers += [nn.ReLU(), nn.LazyLinear(size)]
+    layers += [nn.ReLU(), nn.LazyLinear(out_features)]
+    return nn.Sequential(*layers)
+""",
+        "hidden_sizes=[] not handled",
+    ),
+    Mistake(
+        "lazy_mlp",
+        "the caller's hidden_sizes list changed",
+        """
+from torch import nn
+
+
+def lazy_mlp(hidden_sizes, out_features):
+    hidden_sizes.append(out_features)
+    layers = []
+    for size in hidden_sizes:
+        layers += [nn.LazyLinear(size), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+""",
+        "hidden_sizes modified",
+    ),
     # materialize
     Mistake(
         "materialize",
@@ -261,6 +325,55 @@ def materialize(model, example_input):
 """,
         "model.forward",
     ),
+    Mistake(
+        "materialize",
+        "eval mode taken for no_grad",
+        """
+def materialize(model, example_input):
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()  # "eval mode turns gradients off"
+    model(example_input)
+    for module, training in modes:
+        module.training = training
+    return model
+""",
+        "graph built",
+    ),
+    Mistake(
+        "materialize",
+        "flags put back children first with module.train(flag)",
+        """
+import torch
+
+
+def materialize(model, example_input):
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    with torch.no_grad():
+        model(example_input)
+    for module, training in reversed(modes):
+        module.train(training)  # also sets every child: the parents, last, overwrite the children
+    return model
+""",
+        "m.train(flag) on a parent put back after its children",
+    ),
+    Mistake(
+        "materialize",
+        "a deep copy materialized and returned",
+        """
+import copy
+
+import torch
+
+
+def materialize(model, example_input):
+    model = copy.deepcopy(model)  # "so that the caller's model stays as it was"
+    with torch.no_grad():
+        model(example_input)
+    return model
+""",
+        "returning something else",
+    ),
     # init_lazy
     Mistake(
         "init_lazy",
@@ -347,6 +460,37 @@ def init_lazy(model, example_input, init_fn):
     model.apply(init_fn)
 """,
         "returning something else",
+    ),
+    Mistake(
+        "init_lazy",
+        "init_fn called on the model only",
+        """
+import torch
+
+
+def init_lazy(model, example_input, init_fn):
+    with torch.no_grad():
+        model(example_input)
+    init_fn(model)
+    return model
+""",
+        "init_fn not applied to this layer",
+    ),
+    Mistake(
+        "init_lazy",
+        "eval mode left on by init_lazy",
+        """
+import torch
+
+
+def init_lazy(model, example_input, init_fn):
+    model.eval()
+    with torch.no_grad():
+        model(example_input)
+    model.apply(init_fn)
+    return model
+""",
+        "mode changed",
     ),
     # LazyScale
     Mistake(
@@ -637,6 +781,53 @@ class LazyScale(LazyModuleMixin, nn.Module):
 """,
         "forward ignores weight",
     ),
+    Mistake(
+        "LazyScale",
+        "weight sized by the batch",
+        """
+import torch
+from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+
+class LazyScale(LazyModuleMixin, nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.UninitializedParameter()
+
+    def initialize_parameters(self, x):
+        if self.has_uninitialized_params():
+            with torch.no_grad():
+                self.weight.materialize((x.shape[0],), dtype=x.dtype, device=x.device)
+                self.weight.fill_(1.0)
+
+    def forward(self, x):
+        return x * self.weight
+""",
+        "not x.shape[0], the batch size",
+    ),
+    Mistake(
+        "LazyScale",
+        "LazyModuleMixin missing, the placeholder materialized in forward",
+        """
+import torch
+from torch import nn
+
+
+class LazyScale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.UninitializedParameter()
+
+    def forward(self, x):
+        if isinstance(self.weight, nn.UninitializedParameter):
+            with torch.no_grad():
+                self.weight.materialize((x.shape[-1],), dtype=x.dtype, device=x.device)
+                self.weight.fill_(1.0)
+        return x * self.weight
+""",
+        "LazyModuleMixin missing",
+    ),
 ]
 
 ALTERNATIVES = [
@@ -669,19 +860,64 @@ def lazy_mlp(hidden_sizes, out_features):
 """,
     ),
     Alternative(
+        "lazy_mlp",
+        "one ReLU module shared by every hidden layer",
+        """
+from torch import nn
+
+
+def lazy_mlp(hidden_sizes, out_features):
+    relu = nn.ReLU()  # stateless: one instance can follow every hidden layer
+    layers = []
+    for size in hidden_sizes:
+        layers += [nn.LazyLinear(size), relu]
+    return nn.Sequential(*layers, nn.LazyLinear(out_features))
+""",
+    ),
+    Alternative(
         "materialize",
-        "eval mode during the dry run, every flag restored",
+        "dry run in training mode, the modes left alone (BatchNorm statistics updated)",
+        """
+import torch
+
+
+def materialize(model, example_input):
+    with torch.no_grad():
+        model(example_input)
+    return model
+""",
+    ),
+    Alternative(
+        "materialize",
+        "eval mode, flags saved by name and put back through get_submodule",
+        """
+import torch
+
+
+def materialize(model, example_input):
+    modes = {name: module.training for name, module in model.named_modules()}
+    model.eval()
+    with torch.no_grad():
+        model(example_input)
+    for name, training in modes.items():
+        model.get_submodule(name).training = training
+    return model
+""",
+    ),
+    Alternative(
+        "materialize",
+        "eval mode, flags put back with module.train(flag) parents first (modules() order)",
         """
 import torch
 
 
 def materialize(model, example_input):
     modes = [(module, module.training) for module in model.modules()]
-    model.eval()  # no BatchNorm statistics updated by the dry run
+    model.eval()
     with torch.no_grad():
         model(example_input)
-    for module, training in modes:
-        module.training = training
+    for module, training in modes:  # a parent before its children: each child ends with its own flag
+        module.train(training)
     return model
 """,
     ),

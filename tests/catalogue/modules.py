@@ -1,4 +1,5 @@
-"""02_modules: the contract's mistakes for MLP, MySequential, ParallelConcat and FixedHiddenMLP."""
+"""02_modules: the contract's mistakes for MLP, MySequential, ParallelConcat, FixedHiddenMLP and
+SequenceClassifier."""
 
 from tests.catalogue import Alternative, Mistake
 
@@ -222,6 +223,25 @@ class MLP(nn.Module):
             return self.out(F.relu(self.hidden(x)))
 """,
         "torch.no_grad()",
+    ),
+    Mistake(
+        "MLP",
+        "the output squeezed",
+        """
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self, in_features, hidden_features, out_features):
+        super().__init__()
+        self.hidden = nn.Linear(in_features, hidden_features)
+        self.out = nn.Linear(hidden_features, out_features)
+
+    def forward(self, x):
+        return self.out(F.relu(self.hidden(x))).squeeze()
+""",
+        "the output squeezed or reshaped",
     ),
     # MySequential
     Mistake(
@@ -744,6 +764,478 @@ class FixedHiddenMLP(nn.Module):
 """,
         "X returned instead of X.sum()",
     ),
+    # SequenceClassifier
+    Mistake(
+        "SequenceClassifier",
+        "the LSTM's tuple passed on",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.lstm(self.embedding(x)))
+""",
+        "tuple passed on",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "batch_first missing",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, (h_n, c_n) = self.lstm(self.embedding(x))
+        return self.fc(h_n[-1])
+""",
+        "batch_first missing",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "the first time step output[:, 0]",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, _ = self.lstm(self.embedding(x))
+        return self.fc(output[:, 0])
+""",
+        "the first time step output[:, 0] used",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "softmax applied to the logits",
+        """
+import torch
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, (h_n, c_n) = self.lstm(self.embedding(x))
+        return torch.softmax(self.fc(h_n[-1]), dim=-1)
+""",
+        "softmax applied to the logits",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "fc applied to every time step (N, L, C)",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, _ = self.lstm(self.embedding(x))
+        return self.fc(output)
+""",
+        "logits for every time step",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "unpacked as h_n, c_n = self.lstm(x)",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        h_n, c_n = self.lstm(self.embedding(x))
+        return self.fc(h_n)
+""",
+        "logits for every time step",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "fc applied to h_n with its layer dimension",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return self.fc(h_n)
+""",
+        "take its last layer h_n[-1]",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "the tuple (h_n, c_n) passed to fc",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, state = self.lstm(self.embedding(x))
+        return self.fc(state)
+""",
+        "tuple passed on",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "h_n.squeeze() drops the batch when N == 1",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return self.fc(h_n.squeeze())
+""",
+        "dropped the batch dimension",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "the cell state c_n",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, c_n) = self.lstm(self.embedding(x))
+        return self.fc(c_n[-1])
+""",
+        "the cell state c_n used",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "the mean over time steps",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, _ = self.lstm(self.embedding(x))
+        return self.fc(output.mean(dim=1))
+""",
+        "mean of output over the time steps",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "other submodule names",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.rnn(self.embed(x))
+        return self.head(h_n[-1])
+""",
+        "submodules not named `embedding`, `lstm` and `fc`",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "a bidirectional LSTM",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden_size, num_classes)
+
+    def forward(self, x):
+        output, _ = self.lstm(self.embedding(x))
+        return self.fc(output[:, -1])
+""",
+        "bidirectional LSTM",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "a 2-layer LSTM",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return self.fc(h_n[-1])
+""",
+        "2-layer LSTM",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "token ids converted to float",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x.float()))
+        return self.fc(h_n[-1])
+""",
+        "token ids converted to float",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "fc missing",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, num_classes, batch_first=True)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return h_n[-1]
+""",
+        "fc missing",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "nn.GRU instead of nn.LSTM",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.GRU(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, h_n = self.lstm(self.embedding(x))
+        return self.fc(h_n[-1])
+""",
+        "nn.GRU instead of nn.LSTM",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "nn.Embedding's arguments swapped",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(embed_dim, vocab_size)
+        self.lstm = nn.LSTM(vocab_size, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return self.fc(h_n[-1])
+""",
+        "nn.Embedding's arguments swapped",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "an initial state made with torch.zeros",
+        """
+import torch
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+        self.hidden_size = hidden_size
+
+    def forward(self, x):
+        h0 = torch.zeros(1, x.shape[0], self.hidden_size)
+        c0 = torch.zeros(1, x.shape[0], self.hidden_size)
+        _, (h_n, _) = self.lstm(self.embedding(x), (h0, c0))
+        return self.fc(h_n[-1])
+""",
+        "initial state (h0, c0) created without the input's dtype or device",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "an initial state on the right device, in float32",
+        """
+import torch
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+        self.hidden_size = hidden_size
+
+    def forward(self, x):
+        h0 = torch.zeros(1, x.shape[0], self.hidden_size, device=x.device)
+        _, (h_n, _) = self.lstm(self.embedding(x), (h0, h0))
+        return self.fc(h_n[-1])
+""",
+        "initial state (h0, c0) created without the input's dtype or device",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "an initial state in the right dtype, on the default device",
+        """
+import torch
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        embedded = self.embedding(x)
+        h0 = torch.zeros(1, x.shape[0], self.lstm.hidden_size, dtype=embedded.dtype)
+        _, (h_n, _) = self.lstm(embedded, (h0, torch.zeros_like(h0)))
+        return self.fc(h_n[-1])
+""",
+        "not at the same device",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "predicted classes returned",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return self.fc(h_n[-1]).argmax(dim=-1)
+""",
+        "predicted classes returned (argmax)",
+    ),
+    Mistake(
+        "SequenceClassifier",
+        "forward under no_grad",
+        """
+import torch
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        with torch.no_grad():
+            _, (h_n, _) = self.lstm(self.embedding(x))
+            return self.fc(h_n[-1])
+""",
+        "torch.no_grad()",
+    ),
 ]
 
 ALTERNATIVES = [
@@ -919,6 +1411,123 @@ class FixedHiddenMLP(nn.Module):
         while X.abs().sum().item() > 1:
             X /= 2
         return X.sum()
+""",
+    ),
+    Alternative(
+        "SequenceClassifier",
+        "output[:, -1] (the same numbers as h_n[-1] for one layer, one direction)",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, _ = self.lstm(self.embedding(x))
+        return self.fc(output[:, -1])
+""",
+    ),
+    Alternative(
+        "SequenceClassifier",
+        "_, (h, _) = ... and h.squeeze(0)",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(self.embedding(x))
+        return self.fc(h.squeeze(0))
+""",
+    ),
+    Alternative(
+        "SequenceClassifier",
+        "indexing the tuple: self.lstm(...)[1][0][-1]",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.lstm(self.embedding(x))[1][0][-1])
+""",
+    ),
+    Alternative(
+        "SequenceClassifier",
+        "a time-first LSTM fed the transposed embeddings",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        embedded = self.embedding(x).transpose(0, 1)  # (L, N, embed_dim): time first
+        _, (h_n, _) = self.lstm(embedded)
+        return self.fc(h_n[0])
+""",
+    ),
+    Alternative(
+        "SequenceClassifier",
+        "an explicit zero initial state made like the input, padding_idx and F.linear",
+        """
+import torch.nn.functional as F
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.lstm = nn.LSTM(input_size=embed_dim, hidden_size=hidden_size, num_layers=1, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        embedded = self.embedding(x)
+        state = embedded.new_zeros(1, x.shape[0], self.lstm.hidden_size)
+        output, (h_n, c_n) = self.lstm(embedded, (state, state.clone()))
+        return F.linear(h_n[-1], self.fc.weight, self.fc.bias)
+""",
+    ),
+    Alternative(
+        "SequenceClassifier",
+        "keyword arguments and h_n.reshape(N, hidden_size)",
+        """
+from torch import nn
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings=vocab_size, embedding_dim=embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True, bias=True)
+        self.fc = nn.Linear(in_features=hidden_size, out_features=num_classes)
+
+    def forward(self, x):
+        output, (h_n, _) = self.lstm(self.embedding(x))
+        return self.fc(h_n.reshape(x.shape[0], h_n.shape[-1]))
 """,
     ),
 ]

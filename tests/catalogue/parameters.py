@@ -104,6 +104,43 @@ def count_parameters(model, trainable_only=False):
 """,
         "should be a Python int",
     ),
+    Mistake(
+        "count_parameters",
+        "trainable read from p.grad",
+        """
+def count_parameters(model, trainable_only=False):
+    return sum(p.numel() for p in model.parameters() if p.grad is not None or not trainable_only)
+""",
+        "trainable read from p.grad",
+    ),
+    Mistake(
+        "count_parameters",
+        "only nn.Linear layers counted",
+        """
+from torch import nn
+
+
+def count_parameters(model, trainable_only=False):
+    total = 0
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            for p in module.parameters(recurse=False):
+                if p.requires_grad or not trainable_only:
+                    total += p.numel()
+    return total
+""",
+        "only the nn.Linear layers counted",
+    ),
+    Mistake(
+        "count_parameters",
+        "unique tensors by data_ptr",
+        """
+def count_parameters(model, trainable_only=False):
+    unique = {p.data_ptr(): p for p in model.parameters() if p.requires_grad or not trainable_only}
+    return sum(p.numel() for p in unique.values())
+""",
+        "told apart by memory address",
+    ),
     # parameter_shapes
     Mistake(
         "parameter_shapes",
@@ -320,6 +357,70 @@ def freeze(model, keep_trainable=()):
     return kept
 """,
         "model.eval() is not part of freezing",
+    ),
+    Mistake(
+        "freeze",
+        "name == prefix forgotten",
+        """
+def freeze(model, keep_trainable=()):
+    if isinstance(keep_trainable, str):
+        keep_trainable = (keep_trainable,)
+    kept = []
+    for name, p in model.named_parameters():
+        keep = any(name.startswith(k + ".") for k in keep_trainable)
+        p.requires_grad_(keep)
+        if keep:
+            kept.append(name)
+    return kept
+""",
+        "a prefix that is a whole parameter name not matched",
+    ),
+    Mistake(
+        "freeze",
+        "first part of the name only",
+        """
+def freeze(model, keep_trainable=()):
+    if isinstance(keep_trainable, str):
+        keep_trainable = (keep_trainable,)
+    kept = []
+    for name, p in model.named_parameters():
+        keep = name.split(".")[0] in keep_trainable
+        p.requires_grad_(keep)
+        if keep:
+            kept.append(name)
+    return kept
+""",
+        "only the first part of each name compared",
+    ),
+    Mistake(
+        "freeze",
+        "prefixes looked up with get_submodule",
+        """
+def freeze(model, keep_trainable=()):
+    if isinstance(keep_trainable, str):
+        keep_trainable = (keep_trainable,)
+    model.requires_grad_(False)
+    for prefix in keep_trainable:
+        model.get_submodule(prefix).requires_grad_(True)
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+""",
+        "looked up with get_submodule, which finds modules only",
+    ),
+    Mistake(
+        "freeze",
+        "the others never frozen",
+        """
+def freeze(model, keep_trainable=()):
+    if isinstance(keep_trainable, str):
+        keep_trainable = (keep_trainable,)
+    kept = []
+    for name, p in model.named_parameters():
+        if any(name == k or name.startswith(k + ".") for k in keep_trainable):
+            p.requires_grad_(True)
+            kept.append(name)
+    return kept
+""",
+        "never set to False on the parameters to freeze",
     ),
     # RunningMean
     Mistake(
@@ -542,6 +643,117 @@ class RunningMean(nn.Module):
 """,
         "input modified in place",
     ),
+    Mistake(
+        "RunningMean",
+        "self.train read instead of self.training",
+        """
+import torch
+from torch import nn
+
+
+class RunningMean(nn.Module):
+    def __init__(self, num_features, momentum=0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x):
+        if self.train:
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))
+        return x - self.running_mean
+""",
+        "updates in eval mode",
+    ),
+    Mistake(
+        "RunningMean",
+        "the whole forward under torch.no_grad()",
+        """
+import torch
+from torch import nn
+
+
+class RunningMean(nn.Module):
+    def __init__(self, num_features, momentum=0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    @torch.no_grad()
+    def forward(self, x):
+        if self.training:
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))
+        return x - self.running_mean
+""",
+        "output detached from x",
+    ),
+    Mistake(
+        "RunningMean",
+        "mean over all entries",
+        """
+import torch
+from torch import nn
+
+
+class RunningMean(nn.Module):
+    def __init__(self, num_features, momentum=0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean())
+        return x - self.running_mean
+""",
+        "mean over all entries",
+    ),
+    Mistake(
+        "RunningMean",
+        "mean over the features (dim 1)",
+        """
+import torch
+from torch import nn
+
+
+class RunningMean(nn.Module):
+    def __init__(self, num_features, momentum=0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(1))
+        return x - self.running_mean
+""",
+        "mean over the wrong dimension",
+    ),
+    Mistake(
+        "RunningMean",
+        "eval mode returns x unchanged",
+        """
+import torch
+from torch import nn
+
+
+class RunningMean(nn.Module):
+    def __init__(self, num_features, momentum=0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        with torch.no_grad():
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))
+        return x - self.running_mean
+""",
+        "returned x unchanged",
+    ),
 ]
 
 ALTERNATIVES = [
@@ -572,6 +784,22 @@ def count_parameters(model, trainable_only=False):
     if trainable_only:
         params = filter(lambda p: p.requires_grad, params)
     return sum(math.prod(p.shape) for p in params)
+""",
+    ),
+    Alternative(
+        "count_parameters",
+        "walk modules() with a set of ids",
+        """
+def count_parameters(model, trainable_only=False):
+    seen, total = set(), 0
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if p.requires_grad or not trainable_only:
+                total += p.numel()
+    return total
 """,
     ),
     Alternative(
@@ -628,6 +856,21 @@ def freeze(model, keep_trainable=()):
 """,
     ),
     Alternative(
+        "freeze",
+        "get_submodule, else get_parameter",
+        """
+def freeze(model, keep_trainable=()):
+    prefixes = [keep_trainable] if isinstance(keep_trainable, str) else keep_trainable
+    model.requires_grad_(False)
+    for prefix in prefixes:
+        try:
+            model.get_submodule(prefix).requires_grad_(True)
+        except AttributeError:
+            model.get_parameter(prefix).requires_grad_(True)
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+""",
+    ),
+    Alternative(
         "RunningMean",
         "reassigning the buffer from a detached mean",
         """
@@ -674,6 +917,29 @@ class RunningMean(nn.Module):
 
     def extra_repr(self):
         return f"{self.num_features}, momentum={self.momentum}"
+""",
+    ),
+    Alternative(
+        "RunningMean",
+        "copy_ from an out-of-place update, eval branch first",
+        """
+import torch
+from torch import nn
+
+
+class RunningMean(nn.Module):
+    def __init__(self, num_features, momentum=0.1):
+        super().__init__()
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.momentum = float(momentum)
+
+    def forward(self, x):
+        if not self.training:
+            return x - self.running_mean
+        mean = x.detach().mean(dim=0)
+        with torch.no_grad():
+            self.running_mean.copy_(self.running_mean + self.momentum * (mean - self.running_mean))
+        return x - self.running_mean
 """,
     ),
 ]

@@ -317,6 +317,188 @@ def save_checkpoint(path, model, optimizer, epoch, **extra):
 """,
         "path can be a str or a pathlib.Path",
     ),
+    Mistake(
+        "save_checkpoint",
+        "state_dict not called",
+        """
+import os
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict,
+        "optimizer": None if optimizer is None else optimizer.state_dict,
+        "epoch": epoch,
+        "extra": extra,
+    }
+    temporary = os.fspath(path) + ".tmp"
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+""",
+        "state_dict not called",
+    ),
+    Mistake(
+        "save_checkpoint",
+        "relative temporary name (in the working directory)",
+        """
+import os
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    temporary = os.path.basename(os.fspath(path)) + ".partial"  # relative: the working directory
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+""",
+        "temporary file in another folder",
+    ),
+    Mistake(
+        "save_checkpoint",
+        "previous checkpoint removed before the rename",
+        """
+import os
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    temporary = os.fspath(path) + ".tmp"
+    try:
+        torch.save(checkpoint, temporary)
+    except BaseException:
+        os.remove(temporary)
+        raise
+    if os.path.exists(path):
+        os.remove(path)  # os.rename would refuse to overwrite it on Windows
+    os.rename(temporary, path)
+""",
+        "previous checkpoint removed before the rename",
+    ),
+    Mistake(
+        "save_checkpoint",
+        "arguments of os.replace swapped",
+        """
+import os
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    temporary = os.fspath(path) + ".tmp"
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(path, temporary)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+""",
+        "arguments of os.replace swapped",
+    ),
+    Mistake(
+        "save_checkpoint",
+        "backup copy, then overwritten in place",
+        """
+import os
+import shutil
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    path = os.fspath(path)
+    if os.path.exists(path):
+        shutil.copyfile(path, path + ".bak")
+    torch.save(checkpoint, path)
+    if os.path.exists(path + ".bak"):
+        os.remove(path + ".bak")
+""",
+        "non-atomic write",
+    ),
+    Mistake(
+        "save_checkpoint",
+        "mkstemp's file descriptor never closed",
+        """
+import os
+import tempfile
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        os.remove(temporary)
+        raise
+""",
+        "file left open",
+    ),
+    Mistake(
+        "save_checkpoint",
+        "pickle.dump instead of torch.save",
+        """
+import os
+import pickle
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    temporary = os.fspath(path) + ".tmp"
+    try:
+        with open(temporary, "wb") as file:
+            pickle.dump(checkpoint, file)
+        os.replace(temporary, path)
+    except BaseException:
+        os.remove(temporary)
+        raise
+""",
+        "torch.save(checkpoint, file)",
+    ),
     # load_checkpoint
     Mistake(
         "load_checkpoint",
@@ -448,6 +630,90 @@ def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
 """,
         "model state not restored",
     ),
+    Mistake(
+        "load_checkpoint",
+        "assign=True replaces the parameters",
+        """
+import torch
+
+
+def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    model.load_state_dict(checkpoint["model"], assign=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return {"epoch": checkpoint["epoch"], **checkpoint["extra"]}
+""",
+        "parameters replaced",
+    ),
+    Mistake(
+        "load_checkpoint",
+        "extra nested in the returned dict",
+        """
+import torch
+
+
+def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return {"epoch": checkpoint["epoch"], "extra": checkpoint["extra"]}
+""",
+        "extra nested instead of merged",
+    ),
+    Mistake(
+        "load_checkpoint",
+        "state loaded into a new optimizer",
+        """
+import torch
+
+
+def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    if optimizer is not None:
+        optimizer = type(optimizer)(model.parameters(), **optimizer.defaults)
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return {"epoch": checkpoint["epoch"], **checkpoint["extra"]}
+""",
+        "optimizer state not loaded",
+    ),
+    Mistake(
+        "load_checkpoint",
+        "map_location hard-coded",
+        """
+import torch
+
+
+def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return {"epoch": checkpoint["epoch"], **checkpoint["extra"]}
+""",
+        "map_location ignored",
+    ),
+    Mistake(
+        "load_checkpoint",
+        "loading errors swallowed",
+        """
+import torch
+
+
+def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:
+        return {"epoch": 0}
+    model.load_state_dict(checkpoint["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return {"epoch": checkpoint["epoch"], **checkpoint["extra"]}
+""",
+        "the UnpicklingError was swallowed",
+    ),
     # load_matching
     Mistake(
         "load_matching",
@@ -571,6 +837,114 @@ def load_matching(model, state_dict):
 """,
         "changed the state_dict it was given",
     ),
+    Mistake(
+        "load_matching",
+        "sizes compared with numel()",
+        """
+def load_matching(model, state_dict):
+    own = model.state_dict()
+    loaded, skipped = [], []
+    for key, value in state_dict.items():
+        if key in own and own[key].numel() == value.numel():
+            loaded.append(key)
+        else:
+            skipped.append(key)
+    model.load_state_dict({key: state_dict[key] for key in loaded}, strict=False)
+    return loaded, skipped
+""",
+        "shapes compared only in part",
+    ),
+    Mistake(
+        "load_matching",
+        "the two lists swapped",
+        """
+def load_matching(model, state_dict):
+    own = model.state_dict()
+    loaded, skipped = [], []
+    for key, value in state_dict.items():
+        (loaded if key in own and own[key].shape == value.shape else skipped).append(key)
+    model.load_state_dict({k: state_dict[k] for k in loaded}, strict=False)
+    return skipped, loaded
+""",
+        "the two lists swapped",
+    ),
+    Mistake(
+        "load_matching",
+        "values aliased with .data",
+        """
+def load_matching(model, state_dict):
+    own = model.state_dict()
+    loaded, skipped = [], []
+    for key, value in state_dict.items():
+        (loaded if key in own and own[key].shape == value.shape else skipped).append(key)
+    for key in loaded:
+        module_name, _, name = key.rpartition(".")
+        getattr(model.get_submodule(module_name), name).data = state_dict[key]
+    return loaded, skipped
+""",
+        "values aliased instead of copied",
+    ),
+    Mistake(
+        "load_matching",
+        "copy_ into parameters outside torch.no_grad()",
+        """
+def load_matching(model, state_dict):
+    own = dict(model.named_parameters())
+    own.update(model.named_buffers())
+    loaded, skipped = [], []
+    for key, value in state_dict.items():
+        if key in own and own[key].shape == value.shape:
+            own[key].copy_(value)
+            loaded.append(key)
+        else:
+            skipped.append(key)
+    return loaded, skipped
+""",
+        "in-place copy into a parameter outside torch.no_grad()",
+    ),
+    Mistake(
+        "load_matching",
+        "dtype compared too",
+        """
+def load_matching(model, state_dict):
+    own = model.state_dict()
+    loaded, skipped = [], []
+    for key, value in state_dict.items():
+        target = own.get(key)
+        if target is not None and target.shape == value.shape and target.dtype == value.dtype:
+            loaded.append(key)
+        else:
+            skipped.append(key)
+    model.load_state_dict({key: state_dict[key] for key in loaded}, strict=False)
+    return loaded, skipped
+""",
+        "keys skipped because their dtype differs",
+    ),
+    Mistake(
+        "load_matching",
+        "the model's leftover entries reported as skipped",
+        """
+def load_matching(model, state_dict):
+    own = model.state_dict()
+    loaded = [k for k, v in state_dict.items() if k in own and own[k].shape == v.shape]
+    skipped = [k for k in own if k not in loaded]
+    model.load_state_dict({k: state_dict[k] for k in loaded}, strict=False)
+    return loaded, skipped
+""",
+        "keys that are not in the state_dict listed",
+    ),
+    Mistake(
+        "load_matching",
+        "sets returned",
+        """
+def load_matching(model, state_dict):
+    own = model.state_dict()
+    loaded = {k for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({k: state_dict[k] for k in loaded}, strict=False)
+    return loaded, set(state_dict) - loaded
+""",
+        "expected a list of keys",
+    ),
 ]
 
 ALTERNATIVES = [
@@ -659,6 +1033,68 @@ def save_checkpoint(path, model, optimizer, epoch, **extra):
 """,
     ),
     Alternative(
+        "save_checkpoint",
+        "tempfile.mkstemp in the same folder (mode 0600: full marks, and a note)",
+        """
+import os
+import tempfile
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": epoch,
+        "extra": extra,
+    }
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.remove(temporary)
+        raise
+""",
+    ),
+    Alternative(
+        "save_checkpoint",
+        "os.open with O_CREAT | O_EXCL and mode 0o666, a uuid in the name",
+        """
+import os
+import uuid
+
+import torch
+
+
+def save_checkpoint(path, model, optimizer, epoch, **extra):
+    target = os.path.abspath(os.fspath(path))
+    temporary = f"{target}.{uuid.uuid4().hex}.partial"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(handle, "wb") as file:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict() if optimizer else None,
+                    "epoch": epoch,
+                    "extra": extra,
+                },
+                file,
+            )
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+""",
+    ),
+    Alternative(
         "load_checkpoint",
         "an open file and a merged dict",
         """
@@ -689,6 +1125,32 @@ def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
     if optimizer:
         optimizer.load_state_dict(state["optimizer"])
     return {"epoch": state["epoch"]} | state["extra"]
+""",
+    ),
+    Alternative(
+        "load_checkpoint",
+        "memory-mapped load (mmap=True)",
+        """
+import torch
+
+
+def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+    model.load_state_dict(checkpoint["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return dict(epoch=checkpoint["epoch"], **checkpoint["extra"])
+""",
+    ),
+    Alternative(
+        "load_matching",
+        "a set of matching names, then two list comprehensions",
+        """
+def load_matching(model, state_dict):
+    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
+    matching = {name for name, value in state_dict.items() if shapes.get(name) == value.shape}
+    model.load_state_dict({name: state_dict[name] for name in matching}, strict=False)
+    return [k for k in state_dict if k in matching], [k for k in state_dict if k not in matching]
 """,
     ),
     Alternative(

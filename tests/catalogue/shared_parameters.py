@@ -1,4 +1,5 @@
-"""04_shared_parameters: the contract's mistakes for make_shared_net, TiedAutoencoder and shared_groups."""
+"""04_shared_parameters: the contract's mistakes for make_shared_net, TiedAutoencoder and shared_groups,
+and more that students make, with correct solutions in other styles."""
 
 from tests.catalogue import Alternative, Mistake
 
@@ -177,6 +178,37 @@ def make_shared_net(in_features, hidden, out_features):
     )
 """,
         "did you forget `return`",
+    ),
+    Mistake(
+        "make_shared_net",
+        "nn.ModuleList instead of nn.Sequential",
+        """
+from torch import nn
+
+
+def make_shared_net(in_features, hidden, out_features):
+    shared = nn.Linear(hidden, hidden)
+    return nn.ModuleList([
+        nn.Linear(in_features, hidden), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(),
+        nn.Linear(hidden, out_features),
+    ])
+""",
+        "should be a Sequential",
+    ),
+    Mistake(
+        "make_shared_net",
+        "a Linear + ReLU block reused",
+        """
+from torch import nn
+
+
+def make_shared_net(in_features, hidden, out_features):
+    block = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), nn.ReLU(), block, block, nn.Linear(hidden, out_features)
+    )
+""",
+        "a nested nn.Sequential",
     ),
     # TiedAutoencoder
     Mistake(
@@ -394,6 +426,64 @@ class TiedAutoencoder(nn.Module):
 """,
         "decoder_bias not added",
     ),
+    Mistake(
+        "TiedAutoencoder",
+        "transposed copy cached in __init__",
+        """
+import torch
+from torch import nn
+
+
+class TiedAutoencoder(nn.Module):
+    def __init__(self, in_features, code_features):
+        super().__init__()
+        self.encoder = nn.Linear(in_features, code_features)
+        self.decoder_weight = self.encoder.weight.t().contiguous()
+        self.decoder_bias = nn.Parameter(torch.zeros(in_features))
+
+    def forward(self, x):
+        return torch.relu(self.encoder(x)) @ self.decoder_weight.T + self.decoder_bias
+""",
+        "a copy of encoder.weight taken in __init__",
+    ),
+    Mistake(
+        "TiedAutoencoder",
+        "the encoder's bias reused in the decoder",
+        """
+import torch
+from torch import nn
+
+
+class TiedAutoencoder(nn.Module):
+    def __init__(self, in_features, code_features):
+        super().__init__()
+        self.encoder = nn.Linear(in_features, code_features)
+        self.decoder_bias = nn.Parameter(torch.zeros(in_features))
+
+    def forward(self, x):
+        return torch.relu(self.encoder(x)) @ self.encoder.weight + self.encoder.bias
+""",
+        "a bias of the wrong size added",
+    ),
+    Mistake(
+        "TiedAutoencoder",
+        "decoder_bias of code_features entries",
+        """
+import torch
+from torch import nn
+
+
+class TiedAutoencoder(nn.Module):
+    def __init__(self, in_features, code_features):
+        super().__init__()
+        self.encoder = nn.Linear(in_features, code_features)
+        self.decoder_bias = nn.Parameter(torch.zeros(code_features))
+
+    def forward(self, x):
+        return torch.relu(self.encoder(x)) @ self.encoder.weight + self.decoder_bias
+""",
+        "one entry per reconstructed input feature",
+    ),
     # shared_groups
     Mistake(
         "shared_groups",
@@ -478,6 +568,47 @@ def shared_groups(model):
     return [tensors for tensors in groups.values() if len(tensors) > 1]
 """,
         "parameters returned instead of their names",
+    ),
+    Mistake(
+        "shared_groups",
+        "the state_dict grouped by data_ptr",
+        """
+def shared_groups(model):
+    groups = {}
+    for name, tensor in model.state_dict().items():
+        groups.setdefault(tensor.data_ptr(), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+""",
+        "grouped by memory address (data_ptr())",
+    ),
+    Mistake(
+        "shared_groups",
+        "parameters grouped by data_ptr",
+        """
+def shared_groups(model):
+    groups = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(parameter.data_ptr(), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+""",
+        "on the meta device",
+    ),
+    Mistake(
+        "shared_groups",
+        "shared modules only",
+        """
+def shared_groups(model):
+    modules = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        modules.setdefault(id(module), (module, []))[1].append(prefix)
+    groups = []
+    for module, prefixes in modules.values():
+        if len(prefixes) > 1:
+            for name, _ in module.named_parameters(recurse=False):
+                groups.append([f"{prefix}.{name}" for prefix in prefixes])
+    return groups
+""",
+        "only shared modules found",
     ),
 ]
 
@@ -580,6 +711,25 @@ class TiedAutoencoder(nn.Module):
 """,
     ),
     Alternative(
+        "TiedAutoencoder",
+        "torch.addmm",
+        """
+import torch
+from torch import nn
+
+
+class TiedAutoencoder(nn.Module):
+    def __init__(self, in_features, code_features):
+        super().__init__()
+        self.encoder = nn.Linear(in_features, code_features)
+        self.decoder_bias = nn.Parameter(torch.zeros(in_features))
+
+    def forward(self, x):
+        code = self.encoder(x).clamp(min=0)
+        return torch.addmm(self.decoder_bias, code, self.encoder.weight)
+""",
+    ),
+    Alternative(
         "shared_groups",
         "quadratic loop comparing with is",
         """
@@ -608,6 +758,19 @@ def shared_groups(model):
     for name, parameter in model.named_parameters(remove_duplicate=False):
         names.setdefault(parameter, []).append(name)
     return [group for group in names.values() if len(group) > 1]
+""",
+    ),
+    Alternative(
+        "shared_groups",
+        "walk named_modules, each module's own parameters",
+        """
+def shared_groups(model):
+    by_tensor = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        for name, parameter in module.named_parameters(recurse=False, remove_duplicate=False):
+            full = f"{prefix}.{name}" if prefix else name
+            by_tensor.setdefault(id(parameter), []).append(full)
+    return [names for names in by_tensor.values() if len(names) >= 2]
 """,
     ),
 ]
