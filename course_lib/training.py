@@ -1,7 +1,9 @@
 """`fit`: run epochs of training and evaluation with a progress bar, and keep a history.
 
 Introduced in notebook 09_training_loops, where the epoch functions passed to `fit` are the ones the
-student writes (``train_one_epoch`` and ``evaluate``).
+student writes (``train_one_epoch`` and ``evaluate``). The student then writes a `fit` of their own there,
+with early stopping, gradient clipping and the best epoch's weights restored; this one stays for the later
+notebooks and for instructors.
 """
 
 from __future__ import annotations

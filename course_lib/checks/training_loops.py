@@ -1,32 +1,47 @@
-"""Checks for notebook 09_training_loops: ``train_one_epoch``, ``evaluate`` and ``classification_metrics``.
+"""Checks for notebook 09_training_loops: ``train_one_epoch``, ``evaluate``, ``predict_proba``, ``fit`` and
+``classification_metrics``.
 
-The epoch functions are run on a small network wrapped in a probe that records, at every forward pass,
-the model's mode, whether gradients were tracked, and a token that lives exactly as long as that pass's
-autograd graph; the loader records every batch it yields; and a ``TorchFunctionMode`` records which
-batch tensors went through ``.to(device)``. Results are compared with a reference loop run on a deep copy
-of the same model (and with scikit-learn for the metrics); known mistakes are recognised by simulating
-them. ``hidden=True`` adds random sizes, batch sizes, losses, optimizers and float64.
+The student's functions run on a small network wrapped in a probe that records, at every forward pass,
+the model's mode, whether gradients were tracked, which loader's batch it was, and a token that lives
+exactly as long as that pass's autograd graph; the loaders record every batch they yield; and a
+``TorchFunctionMode`` records which tensors went through ``.to(device)``, so that a missing move is caught
+on a CPU-only machine too. ``fit`` also meets a spy scheduler (when and how often it is stepped), an
+optimizer whose step hook sees the gradient it is about to use (clipping), and an SGD whose learning rate
+is scripted per epoch, negative to climb the loss, so that the validation loss falls and rises exactly
+where a case needs it (best epoch, early stopping). Results are compared with a reference run on a deep
+copy of the same model (and with scikit-learn for the metrics); known mistakes are recognised by
+simulating them. Each exercise worth 3 points or more has a core part and an edge-case part
+(``part="edge"``); ``hidden=True`` adds random sizes, batch sizes, losses, optimizers and float64.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import types
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import StepLR
 from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib.checks._core import Exercise, describe, seeded, tolerances
 from course_lib.checks._integrity import ORIGINALS, protect_module
+from course_lib.protocol import CORE, EDGE
 
-__all__ = ["check_classification_metrics", "check_evaluate", "check_train_one_epoch"]
+__all__ = [
+    "check_classification_metrics",
+    "check_evaluate",
+    "check_fit",
+    "check_predict_proba",
+    "check_train_one_epoch",
+]
 
 _equal = ORIGINALS["equal"]
 _type = ORIGINALS["type"]
@@ -41,7 +56,8 @@ class _Record:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.passes: list[list[tuple[torch.Tensor, ...]]] = []  # batches yielded, per pass over the loader
+        self.passes: list[list[tuple[torch.Tensor, ...]]] = []  # batches yielded, per pass over a loader
+        self.pass_names: list[str] = []  # which loader made each pass ("train", "val", ...)
         self.batch_tensors: dict[int, torch.Tensor] = {}  # id -> every tensor the loader yielded
         self.derived: dict[int, tuple[weakref.ref, tuple[torch.Tensor, ...]]] = {}  # views/casts of them
         self.moved: set[int] = set()  # ids of yielded tensors that went through a move to `device`
@@ -50,6 +66,7 @@ class _Record:
         self.kept_graphs = 0  # graphs of batches j-2 and older still alive at the last forward pass
         self.older_graphs = 0
         self.in_model = False
+        self.loads: list[bool] = []  # per model.load_state_dict call: did it get the model's own tensors?
 
 
 class _Token:
@@ -100,13 +117,46 @@ class _Probe(nn.Module):
             output = _GraphMarker.apply(output, token)
         return output
 
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        """Load as usual, noting whether the tensors given are the model's own (a state_dict kept by
+        reference, which has followed the training since)."""
+        record = self.record
+        if record is not None:
+            own = {
+                t.untyped_storage().data_ptr()
+                for t in self.state_dict().values()
+                if t.device.type != "meta" and t.numel()
+            }
+            values = state_dict.values() if hasattr(state_dict, "values") else ()
+            record.loads.append(
+                any(
+                    _type(t) in (torch.Tensor, nn.Parameter)
+                    and t.device.type != "meta"
+                    and t.numel()
+                    and t.untyped_storage().data_ptr() in own
+                    for t in values
+                )
+            )
+        return super().load_state_dict(state_dict, *args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        # A copy without the record (it would copy every recorded batch), each submodule in its mode.
+        clone = _Probe(copy.deepcopy(self.net, memo))
+        clone.training = self.training
+        return clone
+
 
 class _Loader(DataLoader):
     """An ordered DataLoader that records every batch it yields (a real DataLoader: `len(loader)`,
-    `loader.dataset` and `loader.batch_size` work as usual)."""
+    `loader.dataset` and `loader.batch_size` work as usual). With its own generator, iterating it never
+    draws from the global random generator (which a model's dropout uses)."""
 
-    def __init__(self, dataset: TensorDataset, batch_size: int) -> None:
-        super().__init__(dataset, batch_size=batch_size, shuffle=False)
+    def __init__(
+        self, dataset: TensorDataset, batch_size: int, name: str = "loader", own_generator: bool = False
+    ) -> None:
+        generator = torch.Generator().manual_seed(0) if own_generator else None
+        super().__init__(dataset, batch_size=batch_size, shuffle=False, generator=generator)
+        self.name = name
         self.record: _Record | None = None
 
     def __iter__(self):
@@ -116,6 +166,7 @@ class _Loader(DataLoader):
             return
         batches: list[tuple[torch.Tensor, ...]] = []
         record.passes.append(batches)
+        record.pass_names.append(self.name)
         for batch in super().__iter__():
             batches.append(tuple(batch))
             for tensor in batch:
@@ -397,11 +448,20 @@ def _return_float(ex: Exercise, value: Any, what: str, *, case: str, graph_mista
 # -- train_one_epoch ----------------------------------------------------------------------------------
 
 
-_TRAIN_VISIBLE = [
-    _Case(10, 4, 5, 6, 3, "classification", torch.float32, "sgd"),
-    _Case(11, 3, 4, 5, 2, "regression", torch.float32, "momentum"),
-    _Case(7, 5, 3, 4, 4, "classification", torch.float64, "adam"),
-]
+# Core: the loop itself (mode, zero_grad, step, the mean per sample with a smaller last batch). Edge
+# cases: float64 and Adam, an epoch of full batches only, and what the values cannot show: every batch
+# moved to the device, and no batch's autograd graph kept alive.
+_TRAIN_VISIBLE = {
+    CORE: [
+        _Case(10, 4, 5, 6, 3, "classification", torch.float32, "sgd"),
+        _Case(11, 3, 4, 5, 2, "regression", torch.float32, "momentum"),
+    ],
+    EDGE: [
+        _Case(7, 5, 3, 4, 4, "classification", torch.float64, "adam"),
+        _Case(13, 3, 4, 5, 3, "classification", torch.float32, "sgd"),
+        _Case(12, 4, 3, 4, 2, "regression", torch.float32, "sgd"),
+    ],
+}
 
 
 def _random_cases(seed: int, count: int, *, min_last: int = 1) -> list[_Case]:
@@ -423,12 +483,15 @@ def _random_cases(seed: int, count: int, *, min_last: int = 1) -> list[_Case]:
     return cases
 
 
-def check_train_one_epoch(train_one_epoch, *, hidden: bool = False, seed: int = 0) -> None:
+def check_train_one_epoch(train_one_epoch, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` put the model in train mode,
-    move every batch to the device, zero the gradients, step once per batch exactly as a reference loop
-    does, and return the epoch's mean loss per sample as a Python float without keeping graphs alive?"""
+    zero the gradients, step once per batch exactly as a reference loop does, and return the epoch's mean
+    loss per sample as a Python float? ``part="edge"``: float64, Adam, full batches only, and every batch
+    moved to the device without keeping any batch's autograd graph alive."""
     __tracebackhide__ = True
-    cases = list(_TRAIN_VISIBLE) + (_random_cases(seed, 6) if hidden else [])
+    cases = list(_TRAIN_VISIBLE[part])
+    if hidden:
+        cases += _random_cases(seed, 5) if part == CORE else _random_cases(seed + 7, 4)[1:]
     with Exercise("train_one_epoch") as ex:
         for device in ex.devices:
             for index, case in enumerate(cases):
@@ -480,7 +543,7 @@ def check_train_one_epoch(train_one_epoch, *, hidden: bool = False, seed: int = 
                         fix="only evaluation runs under torch.no_grad()",
                     )
                 value = _return_float(ex, result, "the returned loss", case=label, graph_mistake=True)
-                if record.older_graphs >= 1 and 2 * record.kept_graphs > record.older_graphs:
+                if part == EDGE and record.older_graphs >= 1 and 2 * record.kept_graphs > record.older_graphs:
                     ex.fail(
                         f"when the last batch ran, the autograd graphs of {record.kept_graphs} of the "
                         f"{record.older_graphs} batches before the previous one were still alive",
@@ -489,7 +552,7 @@ def check_train_one_epoch(train_one_epoch, *, hidden: bool = False, seed: int = 
                         fix=_GRAPH_FIX,
                     )
                 ex.passed()
-                unmoved = _unmoved_batches(record)
+                unmoved = _unmoved_batches(record) if part == EDGE else 0
                 if unmoved:
                     ex.fail(
                         f"{unmoved} batch(es) from the loader were used without `.to(device)` "
@@ -560,11 +623,18 @@ def check_train_one_epoch(train_one_epoch, *, hidden: bool = False, seed: int = 
 # -- evaluate ----------------------------------------------------------------------------------------------
 
 
-_EVAL_VISIBLE = [
-    (_Case(11, 4, 5, 8, 3, "classification", torch.float32), "train"),
-    (_Case(14, 5, 4, 6, 4, "classification", torch.float32), "eval"),
-    (_Case(9, 3, 3, 5, 2, "classification", torch.float64), "train"),
-]
+# Core: the values, computed in eval mode without gradients. Edge cases: float64, and the state the
+# model is left in (its mode, parameters, buffers and .grad) and every batch moved to the device.
+_EVAL_VISIBLE = {
+    CORE: [
+        (_Case(11, 4, 5, 8, 3, "classification", torch.float32), "train"),
+        (_Case(14, 5, 4, 6, 4, "classification", torch.float32), "eval"),
+    ],
+    EDGE: [
+        (_Case(9, 3, 3, 5, 2, "classification", torch.float64), "train"),
+        (_Case(10, 4, 4, 6, 3, "classification", torch.float32), "eval"),
+    ],
+}
 
 
 def _modes(model: nn.Module) -> list[bool]:
@@ -575,14 +645,53 @@ def _describe_mode(training: bool) -> str:
     return "train" if training else "eval"
 
 
-def check_evaluate(evaluate, *, hidden: bool = False, seed: int = 0) -> None:
+def _evaluate_left_alone(ex: Exercise, model, modes, state, grads, record: _Record, label: str) -> None:
+    """After evaluate: the model in the mode it was in, its state and .grad untouched, every batch moved."""
+    if _modes(model) != modes:
+        ex.fail(
+            f"the model was in {_describe_mode(modes[0])} mode before evaluate and is in "
+            f"{_describe_mode(model.training)} mode after",
+            case=label,
+            mistake="mode not restored",
+            fix="remember `was_training = model.training` first and call `model.train(was_training)` "
+            "at the end",
+        )
+    after = model.state_dict()
+    for name, before in state.items():
+        if not _equal(after[name].detach(), before):
+            ex.fail(
+                f"evaluate changed the model's {name.removeprefix('net.')}",
+                case=label,
+                fix="evaluation reads the model; it never trains or updates it",
+            )
+    for (name, parameter), before in zip(model.named_parameters(), grads, strict=True):
+        if parameter.grad is None or not _equal(parameter.grad, before):
+            ex.fail(
+                f"evaluate changed {name.removeprefix('net.')}.grad",
+                case=label,
+                fix="no backward() and no zero_grad() in evaluate: it must not touch .grad",
+            )
+    unmoved = _unmoved_batches(record)
+    if unmoved:
+        ex.fail(
+            f"{unmoved} batch(es) from the loader were used without `.to(device)`",
+            case=label,
+            mistake=_NOT_MOVED,
+            fix=_MOVE_FIX,
+        )
+    ex.passed(3)
+
+
+def check_evaluate(evaluate, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
     """Does ``evaluate(model, loader, loss_fn, device)`` return the mean loss per sample and the accuracy as
-    Python floats, running the model in eval mode without gradients, leaving parameters, buffers and
-    ``.grad`` untouched and the model in the mode it was in?"""
+    Python floats, running the model in eval mode without gradients? ``part="edge"``: float64, and the
+    model left in the mode it was in with its parameters, buffers and ``.grad`` untouched, every batch
+    moved to the device."""
     __tracebackhide__ = True
-    cases = list(_EVAL_VISIBLE)
+    cases = list(_EVAL_VISIBLE[part])
     if hidden:
-        for index, case in enumerate(_random_cases(seed, 6, min_last=2)):
+        count = 5 if part == CORE else 4
+        for index, case in enumerate(_random_cases(seed, count, min_last=2)):
             case.task = "classification"
             cases.append((case, "train" if index % 2 == 0 else "eval"))
     with Exercise("evaluate") as ex:
@@ -646,40 +755,9 @@ def check_evaluate(evaluate, *, hidden: bool = False, seed: int = 0) -> None:
                         mistake="gradients tracked during evaluation (no torch.no_grad())",
                         fix="run the loop inside `with torch.no_grad():` (or `torch.inference_mode()`)",
                     )
-                if _modes(model) != modes:
-                    ex.fail(
-                        f"the model was in {_describe_mode(modes[0])} mode before evaluate and is in "
-                        f"{_describe_mode(model.training)} mode after",
-                        case=label,
-                        mistake="mode not restored",
-                        fix="remember `was_training = model.training` first and call "
-                        "`model.train(was_training)` at the end",
-                    )
                 ex.passed(4)
-                after = model.state_dict()
-                for name, before in state.items():
-                    if not _equal(after[name].detach(), before):
-                        ex.fail(
-                            f"evaluate changed the model's {name.removeprefix('net.')}",
-                            case=label,
-                            fix="evaluation reads the model; it never trains or updates it",
-                        )
-                for (name, parameter), before in zip(model.named_parameters(), grads, strict=True):
-                    if parameter.grad is None or not _equal(parameter.grad, before):
-                        ex.fail(
-                            f"evaluate changed {name.removeprefix('net.')}.grad",
-                            case=label,
-                            fix="no backward() and no zero_grad() in evaluate: it must not touch .grad",
-                        )
-                unmoved = _unmoved_batches(record)
-                if unmoved:
-                    ex.fail(
-                        f"{unmoved} batch(es) from the loader were used without `.to(device)`",
-                        case=label,
-                        mistake=_NOT_MOVED,
-                        fix=_MOVE_FIX,
-                    )
-                ex.passed(3)
+                if part == EDGE:
+                    _evaluate_left_alone(ex, model, modes, state, grads, record, label)
 
                 x, y = dataset.tensors
                 with torch.no_grad():
@@ -741,6 +819,1082 @@ def check_evaluate(evaluate, *, hidden: bool = False, seed: int = 0) -> None:
                         fix=fix,
                     )
                 ex.passed(2)
+
+
+# -- predict_proba ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ProbaCase:
+    """``x (n, in_features)`` for a network with batch norm and dropout, in mode ``start`` before the call:
+    "train", "eval", or "mixed" (the model in train mode with its batch norm frozen in eval mode)."""
+
+    n: int
+    in_features: int
+    hidden: int
+    classes: int
+    dtype: torch.dtype
+    start: str
+
+    def label(self, device: torch.device) -> str:
+        dtype = str(self.dtype).removeprefix("torch.")
+        mode = {
+            "train": "model in train mode",
+            "eval": "model in eval mode",
+            "mixed": "model in train mode with its BatchNorm1d submodule in eval mode",
+        }[self.start]
+        return f"x ({self.n}, {self.in_features}), {self.classes} classes, {dtype} on {device}, {mode}"
+
+    def layers(self) -> list[nn.Module]:
+        return _eval_layers(
+            _Case(self.n, self.n, self.in_features, self.hidden, self.classes, "classification", self.dtype)
+        )
+
+
+# Core: the probabilities themselves, in eval mode without gradients, and the mode restored. Edge cases:
+# float64, as many samples as classes, one sample, every submodule's own mode restored (a model in
+# train mode with a frozen batch norm), and x moved to the model's device.
+_PROBA_VISIBLE = {
+    CORE: [
+        _ProbaCase(6, 5, 8, 3, torch.float32, "train"),
+        _ProbaCase(5, 4, 6, 4, torch.float32, "eval"),
+    ],
+    EDGE: [
+        _ProbaCase(7, 5, 8, 4, torch.float32, "mixed"),
+        _ProbaCase(3, 3, 5, 3, torch.float64, "train"),
+        _ProbaCase(1, 4, 6, 5, torch.float32, "eval"),
+    ],
+}
+
+_SOFTMAX_FIX = "return `model(x).softmax(dim=1)`: one probability per class, each row summing to 1"
+_PROBA_NOT_MOVED = "x not moved to the model's device"
+_PROBA_MOVE_FIX = (
+    "move x first: `x = x.to(next(model.parameters()).device)` (a model's device is that of its parameters)"
+)
+
+
+def _proba_hints(exc: BaseException):
+    text = str(exc)
+    if "same device" in text or "expected device" in text:
+        return _PROBA_NOT_MOVED, _PROBA_MOVE_FIX
+    if "more than 1 value per channel when training" in text:
+        return (
+            "model left in train mode (model.eval() not called)",
+            "call `model.eval()` before the forward pass, and restore the mode afterwards",
+        )
+    return None
+
+
+def _proba_diagnosis(ex: Exercise, logits: torch.Tensor):
+    def diagnose(actual: torch.Tensor):
+        candidates = [
+            (
+                "softmax over dim 0 (over the samples): each column sums to 1 instead of each row",
+                logits.softmax(dim=0),
+            ),
+            (
+                "log-probabilities returned (log_softmax) instead of probabilities",
+                logits.log_softmax(dim=1),
+            ),
+            (
+                "sigmoid instead of softmax: each class scored on its own, the rows do not sum to 1",
+                torch.sigmoid(logits),
+            ),
+            ("the logits returned, without softmax", logits),
+        ]
+        for mistake, wrong in candidates:
+            if ex.is_close(actual.to(wrong.device), wrong):
+                return mistake, _SOFTMAX_FIX
+        return None
+
+    return diagnose
+
+
+def _mode_text(model: nn.Module) -> str:
+    return ", ".join(
+        f"{name or '(model)'}: {_describe_mode(module.training)}" for name, module in model.named_modules()
+    )
+
+
+def check_predict_proba(predict_proba, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``predict_proba(model, x)`` return the softmax over the classes of the model's output in eval
+    mode, computed without gradients, and leave the model in the mode it was in? ``part="edge"``: float64,
+    one sample, as many samples as classes, every submodule's own mode restored, x moved to the model's
+    device (every move is recorded, so a missing one is caught on a CPU too)."""
+    __tracebackhide__ = True
+    cases = list(_PROBA_VISIBLE[part])
+    if hidden:
+        generator = torch.Generator().manual_seed(seed)
+
+        def draw(low: int, high: int) -> int:
+            return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+        starts = ("train", "eval") if part == CORE else ("mixed", "train", "eval")
+        for index in range(5 if part == CORE else 4):
+            classes = draw(2, 7)
+            n = classes if part == EDGE and index == 1 else draw(2, 12)
+            dtype = torch.float64 if (index % 2 if part == CORE else index % 2 == 0) else torch.float32
+            cases.append(_ProbaCase(n, draw(1, 6), draw(2, 8), classes, dtype, starts[index % len(starts)]))
+    with Exercise("predict_proba") as ex:
+        for device in ex.devices:
+            for index, case in enumerate(cases):
+                label = case.label(device)
+                model = _build(case, seed * 1000 + index, _ProbaCase.layers, device)
+                model.train(case.start != "eval")
+                if case.start == "mixed":
+                    model.net[1].eval()
+                x = torch.randn(
+                    case.n,
+                    case.in_features,
+                    generator=torch.Generator().manual_seed(seed * 1000 + index),
+                    dtype=case.dtype,
+                )  # on the CPU, like a batch from a loader: predict_proba moves it
+                modes = _modes(model)
+                state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+                x_before = x.clone()
+                reference = copy.deepcopy(model.net).eval()
+
+                record = _Record(device)
+                record.batch_tensors[id(x)] = x
+                record.passes.append([(x,)])
+                model.record = record
+                with seeded(seed + index), _DeviceMoves(record):
+                    result = ex.call(predict_proba, model, x, case=label, hints=_proba_hints)
+                model.record = None
+
+                if not record.forwards:
+                    ex.fail("the model was never called", case=label, fix="compute `model(x)`")
+                if any(training for training, _, _ in record.forwards):
+                    ex.fail(
+                        "the model was in training mode during the forward pass",
+                        case=label,
+                        mistake="dropout left active (train mode): model.eval() not called (dropout zeroes "
+                        "random activations and batch norm uses the batch's own statistics)",
+                        fix="call `model.eval()` before the forward pass, and restore the mode afterwards",
+                    )
+                if any(grad for _, grad, _ in record.forwards):
+                    ex.fail(
+                        "the forward pass built an autograd graph",
+                        case=label,
+                        mistake="gradients tracked (no torch.no_grad()): predictions need no graph",
+                        fix="compute inside `with torch.no_grad():` (or `torch.inference_mode()`)",
+                    )
+                ex.passed(3)
+                if (
+                    _type(result) is torch.Tensor
+                    and result.shape == (case.n,)
+                    and not result.is_floating_point()
+                ):
+                    ex.fail(
+                        f"returned class indices ({describe(result)}), expected probabilities of shape "
+                        f"{(case.n, case.classes)}",
+                        case=label,
+                        mistake="argmax returned instead of the probabilities",
+                        fix=_SOFTMAX_FIX,
+                    )
+                result = ex.expect_tensor(result, "the probabilities", case=label)
+                if result.device != device and result.device != x.device:
+                    ex.fail(
+                        f"the probabilities are on {result.device}, expected {device} (the model's device)",
+                        case=label,
+                        fix="return the softmax of the model's output, where the model computed it",
+                    )
+                with torch.no_grad():
+                    logits = reference(x.to(device))
+                expected = logits.softmax(dim=1).to(result.device)
+                ex.assert_close(
+                    result, expected, "the probabilities", case=label, diagnose=_proba_diagnosis(ex, logits)
+                )
+                if result.requires_grad:
+                    ex.fail(
+                        "the probabilities require grad",
+                        case=label,
+                        mistake="gradients tracked (no torch.no_grad())",
+                        fix="compute inside `with torch.no_grad():`",
+                    )
+                if _modes(model) != modes:
+                    top_level = [modes[0]] * len(modes)
+                    per_module = case.start == "mixed" and _modes(model) == top_level
+                    before = copy.deepcopy(model.net)
+                    for module, training in zip(before.modules(), modes[1:], strict=True):
+                        module.training = training
+                    ex.fail(
+                        f"the model's modes were ({'model: ' + _describe_mode(modes[0])}; "
+                        f"{_mode_text(before)}) before predict_proba and are ({_mode_text(model)}) after",
+                        case=label,
+                        mistake="mode restored only at the top level: model.train(was_training) switches "
+                        "every submodule, so a submodule that was in its own mode is not restored"
+                        if per_module
+                        else "mode not restored",
+                        fix="remember each submodule's mode first, `modes = [m.training for m in "
+                        "model.modules()]`, and set them back at the end: `for m, mode in "
+                        "zip(model.modules(), modes): m.train(mode)`"
+                        if per_module
+                        else "remember `was_training = model.training` first and call "
+                        "`model.train(was_training)` at the end",
+                    )
+                after = model.state_dict()
+                for name, value in state.items():
+                    if not _equal(after[name].detach(), value):
+                        ex.fail(
+                            f"predict_proba changed the model's {name.removeprefix('net.')}",
+                            case=label,
+                            fix="predicting reads the model; it never trains or updates it",
+                        )
+                if not _equal(x, x_before):
+                    ex.fail("predict_proba changed x", case=label, fix="do not modify x in place")
+                if part == EDGE and id(x) not in record.moved:
+                    ex.fail(
+                        f"x was used without `.to(device)` (the model is on {device})",
+                        case=label,
+                        mistake=_PROBA_NOT_MOVED,
+                        fix=_PROBA_MOVE_FIX,
+                    )
+                ex.passed(3)
+
+
+# -- fit ---------------------------------------------------------------------------------------------------
+
+
+class _ScriptedSGD(torch.optim.Optimizer):
+    """Plain SGD whose learning rate in epoch e is ``lr * script[e]``, the epoch counted from the steps
+    taken. A negative factor steps up the loss, so that a case's validation loss falls and rises where it
+    needs to (a best epoch before the last, early stopping at a known epoch)."""
+
+    def __init__(self, params, lr: float, script: tuple[float, ...], steps_per_epoch: int) -> None:
+        super().__init__(params, {"lr": lr})
+        self.script = script
+        self.steps_per_epoch = steps_per_epoch
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        factor = self.script[min(self.steps // self.steps_per_epoch, len(self.script) - 1)]
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None:
+                    parameter.add_(parameter.grad, alpha=-group["lr"] * factor)
+        self.steps += 1
+
+
+@dataclass
+class _FitCase:
+    """Blobs of ``classes`` classes for a small Tanh network (with dropout if asked), and fit's options."""
+
+    n_train: int
+    n_val: int
+    batch_size: int
+    val_batch_size: int
+    in_features: int
+    hidden: int
+    classes: int
+    epochs: int
+    dtype: torch.dtype = torch.float32
+    script: tuple[float, ...] | None = None  # learning-rate factors per epoch of a _ScriptedSGD
+    optimizer: str = "sgd"  # without a script: "sgd", "momentum" or "adam"
+    lr: float = 0.2
+    scheduler: bool = False  # a StepLR(step_size=1, gamma=0.5) that records when it is stepped
+    patience: int | None = None
+    max_grad_norm: float | None = None
+    dropout: bool = False
+    start: str = "train"  # the model's mode before the call
+
+    def label(self, device: torch.device) -> str:
+        def sizes(n: int, size: int) -> list[int]:
+            return [size] * (n // size) + ([n % size] if n % size else [])
+
+        if self.script is not None:
+            factors = ", ".join(f"{self.lr * f:+g}" for f in self.script[: self.epochs])
+            optimizer = (
+                f"an SGD whose learning rate per epoch is scripted ({factors}; negative climbs the loss)"
+            )
+        else:
+            optimizer = {
+                "sgd": f"SGD(lr={self.lr})",
+                "momentum": f"SGD(lr={self.lr}, momentum=0.9)",
+                "adam": f"Adam(lr={self.lr})",
+            }[self.optimizer]
+        parts = [
+            f"{self.n_train} training samples in batches of {sizes(self.n_train, self.batch_size)}",
+            f"{self.n_val} validation samples in batches of {sizes(self.n_val, self.val_batch_size)}",
+            f"epochs={self.epochs}",
+            optimizer,
+        ]
+        if self.scheduler:
+            parts.append("scheduler=StepLR(optimizer, step_size=1, gamma=0.5)")
+        if self.patience is not None:
+            parts.append(f"patience={self.patience}")
+        if self.max_grad_norm is not None:
+            parts.append(f"max_grad_norm={self.max_grad_norm}")
+        if self.dropout:
+            parts.append("a model with dropout")
+        parts.append(f"model in {self.start} mode before the call")
+        parts.append(f"{str(self.dtype).removeprefix('torch.')} on {device}")
+        return ", ".join(parts)
+
+    def datasets(self, generator: torch.Generator) -> tuple[TensorDataset, TensorDataset]:
+        """Training blobs, and validation samples near the first training samples (so that the validation
+        loss follows the training: down when the scripted rate descends, up when it climbs)."""
+        centres = 1.5 * torch.randn(self.classes, self.in_features, generator=generator, dtype=self.dtype)
+        y = torch.randint(0, self.classes, (self.n_train,), generator=generator)
+        x = centres[y] + torch.randn(self.n_train, self.in_features, generator=generator, dtype=self.dtype)
+        noise = 0.3 * torch.randn(self.n_val, self.in_features, generator=generator, dtype=self.dtype)
+        return TensorDataset(x, y), TensorDataset(x[: self.n_val] + noise, y[: self.n_val].clone())
+
+    def layers(self) -> list[nn.Module]:
+        dropout = [nn.Dropout(p=0.5)] if self.dropout else []
+        return [
+            nn.Linear(self.in_features, self.hidden),
+            nn.Tanh(),
+            *dropout,
+            nn.Linear(self.hidden, self.classes),
+        ]
+
+    def make_optimizer(self, parameters, steps_per_epoch: int) -> torch.optim.Optimizer:
+        if self.script is not None:
+            return _ScriptedSGD(parameters, self.lr, self.script, steps_per_epoch)
+        if self.optimizer == "adam":
+            return torch.optim.Adam(parameters, lr=self.lr)
+        if self.optimizer == "momentum":
+            return torch.optim.SGD(parameters, lr=self.lr, momentum=0.9)
+        return torch.optim.SGD(parameters, lr=self.lr)
+
+
+class _StepWatch:
+    """Hooks on an optimizer and the model's parameters: counts optimizer steps and, with
+    ``max_grad_norm``, checks at each step that the gradient about to be used is the clipped one (against
+    the gradient backward() left, seen by a post-accumulate hook), and after each step that nothing scales
+    the gradient any more (clipping after the step)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, parameters, max_grad_norm: float | None) -> None:
+        self.steps = 0
+        self.max_grad_norm = max_grad_norm
+        self.parameters = list(parameters)
+        self.raw: dict[int, torch.Tensor] = {}
+        self.problem: tuple[str, float, float] | None = None  # (kind, norm used by step, norm of backward's)
+        self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # (a .grad at the end of a step, its copy)
+        self.scaled_after_step = False
+        self.handles = [
+            optimizer.register_step_pre_hook(self._before_step),
+            optimizer.register_step_post_hook(self._after_step),
+        ]
+        if max_grad_norm is not None:
+            for parameter in self.parameters:
+                self.handles.append(parameter.register_post_accumulate_grad_hook(self._accumulated))
+
+    def _accumulated(self, parameter: torch.Tensor) -> None:
+        self.raw[id(parameter)] = parameter.grad.detach().clone()
+
+    def _close(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+        rtol, atol = tolerances(a[0].dtype)
+        return all(bool(torch.isclose(x, y, rtol=rtol, atol=atol).all()) for x, y in zip(a, b, strict=True))
+
+    def _scaled_since(self) -> None:
+        for grad, copy_ in self.kept:
+            if _equal(grad, copy_):
+                continue
+            norm = float((copy_ * copy_).sum())
+            factor = float((grad * copy_).sum()) / norm if norm > 0 else 0.0
+            if 0.0 < factor < 1.0 - 1e-6 and self._close([grad], [copy_ * factor]):
+                self.scaled_after_step = True
+        self.kept = []
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        self._scaled_since()
+        if self.max_grad_norm is None or self.problem is not None:
+            return
+        pairs = [(p, p.grad.detach()) for p in self.parameters if p.grad is not None]
+        if not pairs or any(id(p) not in self.raw for p, _ in pairs):
+            return
+        raw = [self.raw[id(p)] for p, _ in pairs]
+        current = [grad for _, grad in pairs]
+        self.raw = {}
+        norms = torch.stack([torch.linalg.vector_norm(r) for r in raw])
+        total = float(torch.linalg.vector_norm(norms))
+        coefficient = min(1.0, self.max_grad_norm / (total + 1e-6))
+        if self._close(current, [r * coefficient for r in raw]):
+            return
+        used = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in current])))
+        if self._close(current, raw):
+            kind = "unclipped"
+        elif self._close(
+            current,
+            [r * min(1.0, self.max_grad_norm / (float(n) + 1e-6)) for r, n in zip(raw, norms, strict=True)],
+        ):
+            kind = "per_parameter"
+        elif self._close(current, [r.clamp(-self.max_grad_norm, self.max_grad_norm) for r in raw]):
+            kind = "value"
+        else:
+            kind = "other"
+        self.problem = (kind, used, total)
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        self.steps += 1
+        if self.max_grad_norm is not None:
+            self.kept = [(p.grad, p.grad.detach().clone()) for p in self.parameters if p.grad is not None]
+
+    def finish(self) -> None:
+        self._scaled_since()
+        for handle in self.handles:
+            handle.remove()
+
+
+class _SpyStepLR(StepLR):
+    """StepLR(step_size=1, gamma=0.5) noting, at each step() call, how many optimizer steps came before."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, watch: _StepWatch) -> None:
+        self.calls: list[int] | None = None  # None during StepLR's own first step in __init__
+        self.watch = watch
+        super().__init__(optimizer, step_size=1, gamma=0.5)
+        self.calls = []
+
+    def step(self, *args, **kwargs):
+        if self.calls is not None:
+            self.calls.append(self.watch.steps)
+        return super().step(*args, **kwargs)
+
+
+@dataclass
+class _Run:
+    """What a correct fit does on a case, epoch by epoch, for all ``epochs`` (early stopping aside)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    batch_losses: list[list[tuple[float, int]]] = field(default_factory=list)  # training, per epoch
+    val_batches: list[list[tuple[float, int]]] = field(default_factory=list)
+    train_set_loss: list[float] = field(default_factory=list)  # loss on the training data in eval mode
+    states: list[dict[str, torch.Tensor]] = field(default_factory=list)  # after each epoch
+
+
+def _evaluate_batches(net: nn.Module, batches, loss_fn) -> tuple[float, float, list[tuple[float, int]]]:
+    net.eval()
+    with torch.no_grad():
+        pairs, correct = [], 0
+        for x, y in batches:
+            logits = net(x)
+            pairs.append((loss_fn(logits, y).item(), len(y)))
+            correct += int((logits.argmax(dim=1) == y).sum())
+    count = sum(size for _, size in pairs)
+    return sum(loss * size for loss, size in pairs) / count, correct / count, pairs
+
+
+def _reference_fit(
+    case: _FitCase, net: nn.Module, train_batches, val_batches, loss_fn, *, zero_grad=True
+) -> _Run:
+    """A correct fit (or, with zero_grad=False, the classic mistake) for every epoch of the case."""
+    optimizer = case.make_optimizer(net.parameters(), len(train_batches))
+    scheduler = StepLR(optimizer, step_size=1, gamma=0.5) if case.scheduler else None
+    run = _Run()
+    for _ in range(case.epochs):
+        net.train()
+        losses = []
+        for x, y in train_batches:
+            if zero_grad:
+                optimizer.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            if case.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), case.max_grad_norm)
+            optimizer.step()
+            losses.append((loss.item(), len(x)))
+        run.batch_losses.append(losses)
+        run.train_loss.append(sum(loss * size for loss, size in losses) / sum(size for _, size in losses))
+        val_loss, accuracy, pairs = _evaluate_batches(net, val_batches, loss_fn)
+        run.val_loss.append(val_loss)
+        run.val_accuracy.append(accuracy)
+        run.val_batches.append(pairs)
+        run.train_set_loss.append(_evaluate_batches(net, train_batches, loss_fn)[0])
+        run.states.append({name: t.detach().clone() for name, t in net.state_dict().items()})
+        if scheduler is not None:
+            scheduler.step()
+    return run
+
+
+def _epochs_run(val_loss: list[float], patience: int | None, rule: str = "right") -> int:
+    """How many epochs a fit runs with ``patience`` under a stopping rule: "right" stops after `patience`
+    epochs in a row without a new lowest validation loss; "late" and "early" one epoch after or before
+    that; "no_reset" counts every epoch without a new lowest, in a row or not."""
+    if patience is None:
+        return len(val_loss)
+    limit = {"right": patience, "late": patience + 1, "early": patience - 1, "no_reset": patience}[rule]
+    best, waited, total = math.inf, 0, 0
+    for epoch, loss in enumerate(val_loss):
+        if loss < best:
+            best, waited = loss, 0
+        else:
+            waited, total = waited + 1, total + 1
+        if (total if rule == "no_reset" else waited) >= limit:
+            return epoch + 1
+    return len(val_loss)
+
+
+def _first_best(values: list[float], *, highest: bool = False, last: bool = False) -> int:
+    order = range(len(values) - 1, -1, -1) if last else range(len(values))
+    pick = max if highest else min
+    return pick(order, key=values.__getitem__)
+
+
+_HISTORY_KEYS = ("train_loss", "val_loss", "val_accuracy")
+_FIT_RETURN = "return {'train_loss': [...], 'val_loss': [...], 'val_accuracy': [...], 'best_epoch': int}"
+_EPOCH_LOOP = (
+    "per epoch: model.train(), then per batch zero_grad, forward, loss, backward, "
+    "(clip_grad_norm_ when max_grad_norm is given), step"
+)
+
+
+class _FitExercise(Exercise):
+    """An Exercise whose failures add a note when the student's fit calls their own epoch functions."""
+
+    note = ""
+
+    def fail(self, problem, *, case=None, mistake=None, fix=None):
+        if self.note:
+            fix = f"{fix}. {self.note}" if fix else self.note
+        super().fail(problem, case=case, mistake=mistake, fix=fix)
+
+
+def _helpers_used(fit: Any) -> list[str]:
+    """The notebook's own epoch functions that ``fit`` calls by name (train_one_epoch, evaluate)."""
+    code = getattr(fit, "__code__", None)
+    namespace = getattr(fit, "__globals__", None)
+    if code is None or _type(namespace) is not dict:
+        return []
+    return [
+        name
+        for name in ("train_one_epoch", "evaluate")
+        if name in code.co_names and _isinstance(namespace.get(name), types.FunctionType)
+    ]
+
+
+def _fit_hints(exc: BaseException):
+    text = str(exc)
+    if "same device" in text or "expected device" in text:
+        return _NOT_MOVED, _MOVE_FIX
+    if "NoneType" in text and "step" in text:
+        return (
+            "scheduler.step() called although scheduler is None",
+            "step the scheduler only when one is given: `if scheduler is not None: scheduler.step()`",
+        )
+    if "NoneType" in text and ("float()" in text or "max_norm" in text):
+        return (
+            "clip_grad_norm_ called with max_grad_norm=None",
+            "clip only when a norm is given: `if max_grad_norm is not None: clip_grad_norm_(...)`",
+        )
+    if "NoneType" in text and "not supported between" in text:
+        return (
+            "patience=None compared with a number",
+            "stop early only when patience is given: `if patience is not None and ...`",
+        )
+    if "unexpected keyword argument" in text:
+        return (
+            "fit does not take the keyword arguments of the exercise",
+            "define fit(model, train_loader, val_loader, loss_fn, optimizer, device, epochs, "
+            "scheduler=None, patience=None, max_grad_norm=None)",
+        )
+    return None
+
+
+def _fit_history(ex: Exercise, result: Any, steps_per_epoch: int, label: str) -> tuple[dict, int]:
+    """The history lists (Python floats) and best_epoch (an int) from fit's result."""
+    if not _isinstance(result, dict):
+        ex.fail(f"expected a dict, got {describe(result)}", case=label, fix=_FIT_RETURN)
+    keys = dict.keys(result)
+    for key in (*_HISTORY_KEYS, "best_epoch"):
+        if key not in keys:
+            ex.fail(
+                f"the dict has no key {key!r} (keys: {sorted(map(str, keys))})", case=label, fix=_FIT_RETURN
+            )
+    history = {}
+    for key in _HISTORY_KEYS:
+        values = dict.__getitem__(result, key)
+        if _type(values) not in (list, tuple):
+            ex.fail(
+                f"result[{key!r}] should be a list, got {describe(values)}",
+                case=label,
+                fix=f"append one Python float per epoch to a list: {_FIT_RETURN}",
+            )
+        history[key] = [
+            _return_float(ex, value, f"result[{key!r}][{epoch}]", case=label, graph_mistake=True)
+            for epoch, value in enumerate(values)
+        ]
+    best = ex.expect_int(dict.__getitem__(result, "best_epoch"), "result['best_epoch']", case=label)
+    return history, best
+
+
+def _check_fit_record(ex: Exercise, record: _Record, label: str) -> None:
+    """Edge cases: modes and grad mode of the training and validation passes, every batch moved."""
+    unmoved = _unmoved_batches(record)
+    if unmoved:
+        ex.fail(
+            f"{unmoved} batch(es) from the loaders were used without `.to(device)`",
+            case=label,
+            mistake=_NOT_MOVED,
+            fix=_MOVE_FIX,
+        )
+    train_epochs: dict[int, list[tuple[bool, bool]]] = {}
+    val_forwards = []
+    train_passes = [i for i, name in enumerate(record.pass_names) if name == "train"]
+    for training, grad, index in record.forwards:
+        name = record.pass_names[index] if 0 <= index < len(record.pass_names) else ""
+        if name == "train":
+            train_epochs.setdefault(train_passes.index(index), []).append((training, grad))
+        elif name == "val":
+            val_forwards.append((training, grad))
+    if not train_epochs or not val_forwards:
+        missing = "train_loader" if not train_epochs else "val_loader"
+        ex.fail(
+            f"the model was never run on batches from {missing}",
+            case=label,
+            fix="each epoch trains on train_loader, then evaluates on val_loader",
+        )
+    eval_epochs = [epoch for epoch, passes in sorted(train_epochs.items()) if not all(t for t, _ in passes)]
+    if eval_epochs:
+        later = eval_epochs[0] > 0
+        ex.fail(
+            f"the model was in eval mode while training in epoch(s) {eval_epochs}",
+            case=label,
+            mistake="model not put back in train mode at the start of each epoch (validation left it in "
+            "eval mode)"
+            if later
+            else "model left in eval mode during training (model.train() not called)",
+            fix="call `model.train()` at the start of every epoch, before its training batches",
+        )
+    if not all(grad for passes in train_epochs.values() for _, grad in passes):
+        ex.fail(
+            "training forward passes ran with gradients switched off",
+            case=label,
+            fix="only the validation runs under torch.no_grad()",
+        )
+    if any(training for training, _ in val_forwards):
+        ex.fail(
+            "the model was in training mode during validation",
+            case=label,
+            mistake="validation run in training mode (dropout active): model.eval() not called before "
+            "evaluating on val_loader",
+            fix="evaluate like evaluate does: model.eval() and torch.no_grad() (then model.train() again "
+            "for the next epoch)",
+        )
+    if any(grad for _, grad in val_forwards):
+        ex.fail(
+            "validation forward passes built autograd graphs",
+            case=label,
+            mistake="gradients tracked during validation (no torch.no_grad())",
+            fix="evaluate on val_loader inside `with torch.no_grad():`",
+        )
+    ex.passed(3)
+
+
+def _check_scheduler(ex: Exercise, calls: list[int], runs: int, steps_per_epoch: int, label: str) -> None:
+    expected = [(epoch + 1) * steps_per_epoch for epoch in range(runs)]
+    if calls == expected:
+        ex.passed()
+        return
+    seen = f"scheduler.step() was called {len(calls)} time(s), after {calls[:8]} optimizer steps"
+    wanted = f"expected once per epoch, after that epoch's {steps_per_epoch} steps: after {expected}"
+    if not calls:
+        mistake, fix = "scheduler never stepped", "call `scheduler.step()` once at the end of every epoch"
+    elif len(calls) == runs * steps_per_epoch:
+        mistake = "scheduler stepped per batch (the learning rate decays once per batch, not per epoch)"
+        fix = "call `scheduler.step()` once per epoch, after the epoch's batches, outside the batch loop"
+    elif calls == [epoch * steps_per_epoch for epoch in range(runs)]:
+        mistake = "scheduler stepped before the epoch's optimizer steps (each epoch trains at the next rate)"
+        fix = "call `scheduler.step()` after the epoch's training, not before it"
+    else:
+        mistake, fix = None, "call `scheduler.step()` exactly once per epoch, after the epoch's training"
+    ex.fail(f"{seen}; {wanted}", case=label, mistake=mistake, fix=fix)
+
+
+def _check_clipping(ex: Exercise, watch: _StepWatch, helpers: list[str], label: str) -> None:
+    if watch.problem is None:
+        ex.passed()
+        return
+    kind, used, total = watch.problem
+    limit = watch.max_grad_norm
+    problem = (
+        f"optimizer.step() used a gradient of norm {used:.4g}; backward() gave {total:.4g}, which "
+        f"clip_grad_norm_(model.parameters(), {limit}) scales to norm {min(total, limit):.4g}"
+    )
+    fix = (
+        "clip between backward and step: `loss.backward()`, then "
+        "`torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)`, then `optimizer.step()`"
+    )
+    if "train_one_epoch" in helpers:
+        fix += "; train_one_epoch cannot clip, so write the epoch's loop in fit when max_grad_norm is given"
+    if kind == "unclipped" and watch.scaled_after_step:
+        mistake = "clipping after step: the gradient was clipped after optimizer.step() had used it"
+    elif kind == "unclipped":
+        mistake = (
+            "gradient not clipped when optimizer.step() ran: clipping before backward (backward then "
+            "writes the whole gradient), or max_grad_norm ignored"
+        )
+    elif kind == "per_parameter":
+        mistake = "each parameter's gradient clipped on its own instead of their total norm"
+        fix = "clip all of them together: `clip_grad_norm_(model.parameters(), max_grad_norm)`"
+    elif kind == "value":
+        mistake = "clip_grad_value_ used: it clips each entry, not the norm"
+        fix = "use `torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)`"
+    else:
+        mistake = None
+    ex.fail(problem, case=label, mistake=mistake, fix=fix)
+
+
+def _check_length(
+    ex: Exercise, history: dict, case: _FitCase, run: _Run, expected: int, steps: int, label: str
+) -> None:
+    lengths = {key: len(values) for key, values in history.items()}
+    got = lengths["train_loss"]
+    if steps > 1 and got == expected * steps and got != expected:
+        ex.fail(
+            f"result['train_loss'] has {got} entries, expected one per epoch run ({expected})",
+            case=label,
+            mistake="history of batch losses: one entry per batch instead of one per epoch",
+            fix="append the epoch's mean loss per sample once per epoch, after its batches",
+        )
+    if len(set(lengths.values())) > 1:
+        ex.fail(
+            f"the history lists have different lengths: {lengths}",
+            case=label,
+            fix="append to train_loss, val_loss and val_accuracy once per epoch",
+        )
+    if got == expected:
+        ex.passed()
+        return
+    problem = f"the history has {got} epochs, expected {expected}"
+    if case.patience is None:
+        ex.fail(problem, case=label, fix=f"run exactly `epochs` epochs ({case.epochs}) when patience is None")
+    best = _first_best(run.val_loss[:expected])
+    problem += (
+        f": validation losses {[round(v, 4) for v in run.val_loss[: max(got, expected)]]}, the lowest "
+        f"at epoch {best}, so with patience={case.patience} fit stops after epoch {expected - 1}"
+    )
+    variants = [
+        (
+            "late",
+            "early stopping one epoch late: it ran one more epoch after `patience` epochs in a row "
+            "without a new lowest validation loss",
+        ),
+        (
+            "early",
+            "early stopping one epoch early: it stopped after patience - 1 epochs without a new lowest "
+            "validation loss",
+        ),
+        (
+            "no_reset",
+            "the count of epochs without improvement is not reset to 0 when the validation loss reaches a "
+            "new lowest",
+        ),
+    ]
+    mistake = next((m for rule, m in variants if _epochs_run(run.val_loss, case.patience, rule) == got), None)
+    if mistake is None and got == case.epochs:
+        mistake = "patience ignored: every epoch ran although the validation loss stopped improving"
+    ex.fail(
+        problem,
+        case=label,
+        mistake=mistake,
+        fix="count the epochs in a row without a new lowest validation loss (reset to 0 at each new "
+        "lowest) and stop as soon as the count reaches patience",
+    )
+
+
+def _check_fit_values(
+    ex, history, run: _Run, variant, initial_val: tuple[float, float], dtype, label
+) -> None:
+    """The history, epoch by epoch, against the reference run; ``variant()`` runs the no-zero_grad loop."""
+    for epoch in range(len(history["train_loss"])):
+        value = history["train_loss"][epoch]
+        expected = run.train_loss[epoch]
+        if not _float_close(value, expected, dtype):
+            mistake, fix = _loss_diagnosis(
+                value, run.batch_losses[epoch], dtype, len(run.batch_losses[epoch])
+            )
+            if mistake is None and _float_close(value, variant().train_loss[epoch], dtype):
+                mistake = "no zero_grad: gradients of earlier batches were added to each batch's"
+                fix = "call `optimizer.zero_grad()` once per batch, before `loss.backward()`"
+            ex.fail(
+                f"result['train_loss'][{epoch}] is {value:.6g}, expected the epoch's mean training loss per "
+                f"sample {expected:.6g}",
+                case=label,
+                mistake=mistake,
+                fix=fix or _EPOCH_LOOP,
+            )
+        value = history["val_loss"][epoch]
+        expected = run.val_loss[epoch]
+        if not _float_close(value, expected, dtype):
+            known = [
+                (
+                    ([initial_val[0]] + run.val_loss)[epoch],
+                    "validation run before the epoch's training (each entry is one epoch behind)",
+                    "train first, then evaluate the model the epoch has trained",
+                ),
+                (
+                    run.train_set_loss[epoch],
+                    "validation run on the training data (train_loader) instead of val_loader",
+                    "evaluate on val_loader",
+                ),
+                (
+                    run.train_loss[epoch],
+                    "the training loss stored as the validation loss",
+                    "evaluate on val_loader and store that loss",
+                ),
+            ]
+            mistake, fix = next(
+                ((m, f) for wrong, m, f in known if _float_close(value, wrong, dtype)),
+                _loss_diagnosis(value, run.val_batches[epoch], dtype, len(run.val_batches[epoch])),
+            )
+            ex.fail(
+                f"result['val_loss'][{epoch}] is {value:.6g}, expected the mean validation loss per sample "
+                f"after epoch {epoch}'s training, {expected:.6g}",
+                case=label,
+                mistake=mistake,
+                fix=fix or "after each epoch's training, evaluate on val_loader like evaluate does",
+            )
+        value = history["val_accuracy"][epoch]
+        expected = run.val_accuracy[epoch]
+        if not math.isclose(value, expected, abs_tol=1e-6):
+            known = [
+                (100 * expected, "accuracy given as a percentage", "return a fraction in [0, 1]"),
+                (
+                    ([initial_val[1]] + run.val_accuracy)[epoch],
+                    "validation run before the epoch's training",
+                    "train first, then evaluate",
+                ),
+            ]
+            mistake, fix = next(
+                ((m, f) for wrong, m, f in known if math.isclose(value, wrong, abs_tol=1e-6)), (None, None)
+            )
+            ex.fail(
+                f"result['val_accuracy'][{epoch}] is {value:.6g}, expected {expected:.6g}",
+                case=label,
+                mistake=mistake,
+                fix=fix
+                or "the fraction of validation samples whose argmax over the classes equals the target",
+            )
+    ex.passed(3)
+
+
+def _same_state(ex: Exercise, state: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> bool:
+    return all(ex.is_close(state[name], value) for name, value in reference.items())
+
+
+def _check_best(ex, best: int, model: _Probe, run: _Run, runs: int, record: _Record, label) -> None:
+    expected = _first_best(run.val_loss[:runs])
+    losses = [round(v, 4) for v in run.val_loss[:runs]]
+    if best != expected:
+        candidates = [
+            (
+                expected + 1,
+                "best_epoch counted from 1: epochs are counted from 0",
+                "report the epoch's index",
+            ),
+            (
+                _first_best(run.val_accuracy[:runs], highest=True),
+                "best epoch chosen by the highest validation accuracy, not the lowest validation loss",
+                "keep the epoch whose validation loss is the lowest",
+            ),
+            (
+                runs - 1,
+                "the last epoch reported as the best instead of the one with the lowest validation loss",
+                "remember the epoch whenever its validation loss is a new lowest",
+            ),
+            (
+                _first_best(run.val_accuracy[:runs], highest=True, last=True),
+                "best epoch chosen by the highest validation accuracy, not the lowest validation loss",
+                "keep the epoch whose validation loss is the lowest",
+            ),
+        ]
+        mistake, fix = next(((m, f) for epoch, m, f in candidates if best == epoch), (None, None))
+        ex.fail(
+            f"result['best_epoch'] is {best}, expected {expected} (validation losses {losses})",
+            case=label,
+            mistake=mistake,
+            fix=fix or "best_epoch is the epoch (counted from 0) with the lowest validation loss",
+        )
+    state = {name.removeprefix("net."): t.detach() for name, t in model.state_dict().items()}
+    if _same_state(ex, state, run.states[expected]):
+        ex.passed(2)
+        return
+    copy_fix = (
+        "save a copy whenever the validation loss is a new lowest, `best_state = "
+        "copy.deepcopy(model.state_dict())` (or `{k: v.detach().clone() for k, v in "
+        "model.state_dict().items()}`), and `model.load_state_dict(best_state)` before returning"
+    )
+    problem = f"on return the model does not hold the weights of epoch {expected}, the best (losses {losses})"
+    if _same_state(ex, state, run.states[runs - 1]):
+        problem = problem.replace("does not hold", "holds the weights of the last epoch, not")
+        if any(record.loads):
+            mistake = (
+                "best weights kept by reference: model.state_dict() returns the model's own tensors, which "
+                "later training kept changing, so loading them back restores the last epoch"
+            )
+        else:
+            mistake = (
+                "best weights never loaded back into the model you were given (`model = best_model` inside "
+                "fit changes only fit's local name), or kept by reference (model.state_dict() without a copy)"
+            )
+        ex.fail(problem, case=label, mistake=mistake, fix=copy_fix)
+    for epoch in range(runs):
+        if _same_state(ex, state, run.states[epoch]):
+            highest = _first_best(run.val_accuracy[:runs], highest=True)
+            mistake = (
+                "the weights of the epoch with the highest validation accuracy restored"
+                if epoch == highest
+                else None
+            )
+            ex.fail(f"{problem}: it holds those of epoch {epoch}", case=label, mistake=mistake, fix=copy_fix)
+    ex.fail(problem, case=label, fix=copy_fix)
+
+
+# Core: the history, the training and the validation of every epoch, and the best weights restored
+# (a scripted learning rate puts the lowest validation loss at epoch 2 of 5, with the highest accuracy
+# elsewhere). Edge cases: a scheduler, early stopping (scripted so that the validation loss improves,
+# worsens for one epoch and improves again before it stalls), gradient clipping, and a model with dropout
+# starting in eval mode (validation in eval mode without gradients, training in train mode every epoch,
+# batches moved to the device).
+_FIT_VISIBLE = {
+    CORE: [
+        _FitCase(10, 7, 4, 3, 4, 6, 3, 5, script=(1, 1, 1, -1, -1), lr=0.3),
+        _FitCase(9, 8, 4, 5, 3, 5, 4, 3, torch.float64, optimizer="momentum", lr=0.1),
+    ],
+    EDGE: [
+        _FitCase(9, 6, 3, 4, 3, 5, 3, 3, optimizer="sgd", lr=0.5, scheduler=True),
+        _FitCase(10, 7, 4, 4, 4, 6, 3, 10, script=(1, 1, -1, 2, -1, 2, -1, -1, -1, -1), lr=0.2, patience=2),
+        _FitCase(10, 6, 4, 3, 4, 6, 3, 2, optimizer="sgd", lr=0.5, max_grad_norm=0.05),
+        _FitCase(10, 8, 4, 4, 4, 8, 3, 3, optimizer="sgd", lr=0.3, dropout=True, start="eval"),
+    ],
+}
+
+
+def _random_fit_cases(seed: int, part: str) -> list[_FitCase]:
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+    def sizes() -> dict[str, int]:
+        n_train = draw(5, 14)
+        return {
+            "n_train": n_train,
+            "n_val": draw(3, n_train),
+            "batch_size": draw(2, 5),
+            "val_batch_size": draw(2, 6),
+            "in_features": draw(2, 6),
+            "hidden": draw(3, 8),
+            "classes": draw(2, 4),
+        }
+
+    def script(epochs: int) -> tuple[float, ...]:
+        return tuple(float((-1, 1, 2)[draw(0, 2)]) for _ in range(epochs))
+
+    if part == CORE:
+        epochs = draw(3, 6)
+        return [
+            _FitCase(**sizes(), epochs=epochs, script=script(epochs), lr=0.2),
+            _FitCase(**sizes(), epochs=draw(2, 4), dtype=torch.float64, optimizer="adam", lr=0.05),
+            _FitCase(**sizes(), epochs=draw(2, 4), optimizer="momentum", lr=0.1),
+        ]
+    epochs = draw(5, 9)
+    return [
+        _FitCase(**sizes(), epochs=draw(2, 4), optimizer="momentum", lr=0.2, scheduler=True),
+        _FitCase(**sizes(), epochs=epochs, script=script(epochs), lr=0.2, patience=draw(1, 3)),
+        _FitCase(**sizes(), epochs=4, script=(-1, -1, -1, -1), lr=0.2, patience=1),  # best at epoch 0
+        _FitCase(**sizes(), epochs=draw(2, 3), dtype=torch.float64, lr=0.3, max_grad_norm=0.02 * draw(1, 5)),
+        _FitCase(**sizes(), epochs=2, lr=0.3, max_grad_norm=100.0),  # a norm too large to clip anything
+        _FitCase(**sizes(), epochs=draw(2, 3), lr=0.3, dropout=True, start=("train", "eval")[draw(0, 1)]),
+    ]
+
+
+def check_fit(fit, *, part: str = CORE, hidden: bool = False, seed: int = 0) -> None:
+    """Does ``fit(model, train_loader, val_loader, loss_fn, optimizer, device, epochs)`` train and evaluate
+    epoch after epoch like a reference loop, return the history and the best epoch, and leave the model with
+    the weights of the epoch of lowest validation loss? ``part="edge"``: a scheduler stepped once per epoch,
+    early stopping with ``patience`` at the exact epoch, gradient clipping with ``max_grad_norm`` between
+    backward and step, validation in eval mode without gradients on a model with dropout, training in
+    train mode every epoch, every batch moved to the device."""
+    __tracebackhide__ = True
+    cases = list(_FIT_VISIBLE[part]) + (_random_fit_cases(seed, part) if hidden else [])
+    with _FitExercise("fit") as ex:
+        helpers = _helpers_used(fit)
+        if helpers:
+            ex.note = (
+                f"(your fit calls your own {' and '.join(helpers)} from the cells above: check that their "
+                "tests pass too)"
+            )
+        for device in ex.devices:
+            for index, case in enumerate(cases):
+                _check_fit_case(ex, fit, case, device, seed * 1000 + index, part, helpers)
+
+
+def _check_fit_case(ex, fit, case: _FitCase, device, seed: int, part: str, helpers: list[str]) -> None:
+    __tracebackhide__ = True
+    label = case.label(device)
+    train_set, val_set = case.datasets(torch.Generator().manual_seed(seed))
+    model = _build(case, seed, _FitCase.layers, device)
+    model.train(case.start == "train")
+    initial = copy.deepcopy(model.net)
+    train_loader = _Loader(train_set, case.batch_size, "train", own_generator=True)
+    val_loader = _Loader(val_set, case.val_batch_size, "val", own_generator=True)
+    steps = len(train_loader)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = case.make_optimizer(model.parameters(), steps)
+    watch = _StepWatch(optimizer, model.parameters(), case.max_grad_norm)
+    options: dict[str, Any] = {}
+    if case.scheduler:
+        options["scheduler"] = scheduler = _SpyStepLR(optimizer, watch)
+    if case.patience is not None:
+        options["patience"] = case.patience
+    if case.max_grad_norm is not None:
+        options["max_grad_norm"] = case.max_grad_norm
+
+    record = _Record(device)
+    model.record = train_loader.record = val_loader.record = record
+    try:
+        with seeded(seed), _DeviceMoves(record):
+            result = ex.call(
+                fit,
+                model,
+                train_loader,
+                val_loader,
+                loss_fn,
+                optimizer,
+                device,
+                case.epochs,
+                case=label,
+                hints=_fit_hints,
+                **options,
+            )
+    finally:
+        model.record = train_loader.record = val_loader.record = None
+        watch.finish()
+
+    history, best = _fit_history(ex, result, steps, label)
+    runs = len(history["train_loss"])
+    if part == EDGE:
+        _check_fit_record(ex, record, label)
+        if case.scheduler:
+            _check_scheduler(ex, scheduler.calls, runs, steps, label)
+        if case.max_grad_norm is not None:
+            _check_clipping(ex, watch, helpers, label)
+
+    train_batches = [_on(batch, device) for batch in DataLoader(train_set, batch_size=case.batch_size)]
+    val_batches = [_on(batch, device) for batch in DataLoader(val_set, batch_size=case.val_batch_size)]
+    with seeded(seed):
+        run = _reference_fit(case, copy.deepcopy(initial), train_batches, val_batches, loss_fn)
+    initial_val = _evaluate_batches(copy.deepcopy(initial), val_batches, loss_fn)[:2]
+    variants: dict[str, _Run] = {}
+
+    def variant() -> _Run:
+        if "no_zero_grad" not in variants:
+            with seeded(seed):
+                variants["no_zero_grad"] = _reference_fit(
+                    case, copy.deepcopy(initial), train_batches, val_batches, loss_fn, zero_grad=False
+                )
+        return variants["no_zero_grad"]
+
+    expected = _epochs_run(run.val_loss, case.patience)
+    _check_length(ex, history, case, run, expected, steps, label)
+    _check_fit_values(ex, history, run, variant, initial_val, case.dtype, label)
+    _check_best(ex, best, model, run, runs, record, label)
 
 
 # -- classification_metrics ------------------------------------------------------------------------------
@@ -896,14 +2050,23 @@ class _MetricsCase:
         return ", ".join(parts)
 
 
-_METRICS_VISIBLE = [
-    # N == C: argmax over dim 0 has the right shape and wrong values. These two draws are fixed, chosen
-    # so that every simulated mistake gives numbers that differ from the right ones and from each other.
-    _MetricsCase(5, 5, torch.float32, absent=(4,), never_predicted=(3, 4), seed=0),
-    _MetricsCase(16, 4, torch.float32, absent=(3,), never_predicted=(2, 3), seed=0),
-    _MetricsCase(20, 3, torch.float32, never_predicted=(1,)),
-    _MetricsCase(6, 3, torch.float64, perfect=True),
-]
+_METRICS_VISIBLE = {
+    # Core: every class occurs and is predicted, classes of unequal sizes (macro, micro and weighted
+    # averages differ). The draws are fixed, chosen so that every simulated mistake gives numbers that
+    # differ from the right ones and from each other.
+    CORE: [
+        _MetricsCase(20, 3, torch.float32, seed=0),
+        _MetricsCase(24, 4, torch.float64, seed=1),
+    ],
+    # Edge cases: classes never predicted or absent from the targets (0/0), N == C (argmax over dim 0 has
+    # the right shape and wrong values), every prediction right.
+    EDGE: [
+        _MetricsCase(5, 5, torch.float32, absent=(4,), never_predicted=(3, 4), seed=0),
+        _MetricsCase(16, 4, torch.float32, absent=(3,), never_predicted=(2, 3), seed=0),
+        _MetricsCase(20, 3, torch.float32, never_predicted=(1,)),
+        _MetricsCase(6, 3, torch.float64, perfect=True),
+    ],
+}
 
 
 def _metrics_hints(exc: BaseException):
@@ -919,12 +2082,14 @@ def _metrics_hints(exc: BaseException):
     return None
 
 
-def check_classification_metrics(classification_metrics, *, hidden: bool = False, seed: int = 0) -> None:
+def check_classification_metrics(
+    classification_metrics, *, part: str = CORE, hidden: bool = False, seed: int = 0
+) -> None:
     """Does ``classification_metrics(logits, targets, num_classes)`` return accuracy and macro precision,
-    recall and F1 over all classes as Python floats, agreeing with scikit-learn (zero_division=0), with no
-    NaN for classes never predicted or absent?"""
+    recall and F1 over all classes as Python floats, agreeing with scikit-learn (zero_division=0)?
+    ``part="edge"``: classes never predicted or absent (no NaN), as many samples as classes, all right."""
     __tracebackhide__ = True
-    cases = list(_METRICS_VISIBLE)
+    cases = list(_METRICS_VISIBLE[part])
     if hidden:
         generator = torch.Generator().manual_seed(seed)
 
@@ -933,8 +2098,11 @@ def check_classification_metrics(classification_metrics, *, hidden: bool = False
 
         for index in range(6):
             num_classes = draw(2, 9)
-            n = num_classes if index == 0 else draw(2, 60)
             dtype = torch.float64 if index % 2 else torch.float32
+            if part == CORE:
+                cases.append(_MetricsCase(draw(num_classes, 60), num_classes, dtype))
+                continue
+            n = num_classes if index == 0 else draw(2, 60)
             absent = (draw(0, num_classes - 1),) if num_classes > 2 and index % 3 == 0 else ()
             never = tuple(c for c in (draw(0, num_classes - 1),) if c not in absent) if index % 2 == 0 else ()
             cases.append(_MetricsCase(n, num_classes, dtype, absent, never))
