@@ -29,7 +29,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     torch.manual_seed(seed)  # seeds every CUDA device as well
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", _CUBLAS_WORKSPACE)
-    torch.use_deterministic_algorithms(deterministic)
+    # Only when it changes something: the call imports torch._inductor (about a second in every kernel).
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if torch.are_deterministic_algorithms_enabled() != deterministic or (deterministic and warn_only):
+        torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic and torch.backends.cudnn.benchmark
     return seed
