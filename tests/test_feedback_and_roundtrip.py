@@ -27,8 +27,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import notebooks as nbtools
-from autograder.feedback import PLACEHOLDER, SCRUBBED, HideHiddenTests
+from autograder.authoring import notebooks as nbtools
+from autograder.reporting.feedback import PLACEHOLDER, SCRUBBED, HideHiddenTests
 from tests import catalogue
 from tests.helpers import (
     NOTEBOOKS,

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import notebooks as nbtools
+from autograder.authoring import notebooks as nbtools
 from tests import catalogue
 from tests.helpers import ROOT, grade_cli, make_course, nbgrader, student_notebook, tool_env
 

@@ -1,23 +1,27 @@
-"""`make bench-grading`: plain serial `nbgrader autograde` against `python -m autograder grade` on one
-simulated class, in the same run, and the grading overhead against plain execution of the same notebooks.
+"""`make bench-grading`: one simulated class graded four ways in the same run, with the figures printed:
+plain serial `nbgrader autograde`, `python -m autograder grade --jobs N` (the local pool), the same command
+with `--scheduler` on a local Dask cluster of N one-thread workers, and plain execution of the same notebooks.
 
-The class: every student submits every notebook; the kinds cycle through correct, partly wrong (the
-curriculum's mistakes from tests/catalogue), half done (some exercises untouched), untouched, and broken
-(a syntax error, an exception at the top of the notebook). Two identical course copies are graded, one by
-each command; then every notebook that nbgrader executed (autograded, hidden tests included) is executed
+The class: every student submits every notebook; the kinds cycle through correct, partly wrong (one of the
+curriculum's mistakes, benchmarks/answers.py), half done (some exercises untouched), untouched, and broken
+(a syntax error, an exception at the top of the notebook). Three identical course copies are graded, one by
+each grader; then every notebook that nbgrader executed (autograded, hidden tests included) is executed
 again plainly with nbclient, as many at a time as the grading command's jobs, to measure the overhead.
 
-Figures printed: both wall times and their ratio (target: at least 1.8x), whether every cell's score agrees
-(target: all), and per notebook the mean grading time per submission against the mean plain execution time
-(target: at most 1.3x).
+Figures printed, with their targets: the local pool against serial nbgrader (at least 1.8x faster); the Dask
+run against the local pool (at most 15% slower: the engine's own overhead; the cluster is started before,
+as an instructor's cluster is); every cell's score the same for all three (all); per notebook the mean
+grading time per submission against plain execution (at most 1.3x). Then the measured per-task scheduling
+overhead of Dask, the client's merge time per submission, and from those a scaling estimate for 3,000 and
+30,000 submissions on 16, 64 and 256 worker cores.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -26,27 +30,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import notebooks as nbtools
-from autograder.execute import tool_env
-from autograder.simulate import make_course, solution_sources, student_notebook, submit
+from autograder.authoring import notebooks as nbtools
+from autograder.engine.record import load_records
+from autograder.nbgrader_cli import tool_env
+from benchmarks.answers import wrong_answers
+from benchmarks.cluster import LocalCluster
+from benchmarks.simulate import make_course, solution_sources, student_notebook, submit
 
 KINDS = ("correct", "partly wrong", "half done", "untouched", "broken")
-
-
-def _mistakes(name: str) -> list[dict[str, str]]:
-    """Partly wrong answers: each replaces one exercise with one of the catalogue's known mistakes."""
-    sys.path.insert(0, str(nbtools.ROOT))
-    from tests import catalogue
-
-    return [{m.exercise: m.source} for m in catalogue.load(name).MISTAKES]
 
 
 def build_class(course: Path, notebooks: list[str], students: int) -> dict[tuple[str, str], str]:
     """Submit every notebook for every student; return ``{(student, notebook): kind}``."""
     kinds = {}
     for name in notebooks:
-        wrong = _mistakes(name)
         exercises = list(solution_sources(name))
+        wrong = wrong_answers(name, exercises)
         for i in range(students):
             student = f"student{i + 1:02d}"
             kind = KINDS[i % len(KINDS)]
@@ -82,13 +81,55 @@ def scores(course: Path, notebooks: list[str]) -> dict[tuple[str, str, str], tup
     return found
 
 
-def _run(command: list[str], cwd: Path) -> float:
+def _run(command: list[str], cwd: Path) -> tuple[float, str]:
+    """(seconds, standard output) of a command that must succeed."""
     started = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=tool_env(), capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command[:5])} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return seconds
+    return seconds, result.stdout
+
+
+def _grade(course: Path, notebooks: list[str], *args: str) -> tuple[float, float]:
+    """(seconds, seconds the client spent merging) of `python -m autograder grade` on a course."""
+    command = [sys.executable, "-m", "autograder", "grade", *notebooks, "--no-progress"]
+    command += ["--course", str(course)]
+    seconds, out = _run([*command, *args], nbtools.ROOT)
+    merging = re.search(r"merging them into the course: ([\d.]+) s", out)
+    return seconds, float(merging.group(1)) if merging else 0.0
+
+
+def _task_overhead(address: str, tasks: int = 400) -> float:
+    """Seconds per task that Dask adds: no-op tasks pushed through the cluster, from submit to result."""
+    import operator
+
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        client.gather(client.map(operator.add, range(20), range(20), pure=False))  # connections warm
+        started = time.perf_counter()
+        client.gather(client.map(operator.add, range(tasks), range(tasks), pure=False))
+        return (time.perf_counter() - started) / tasks
+
+
+def _estimate(per_submission: float, per_task: float, merge: float) -> list[str]:
+    """Lines of the scaling estimate: N submissions on C worker cores take about
+    max(N x per-submission / C, N x (merge + per-task)): the workers, or the client's serial work."""
+    lines = [
+        f"scaling estimate: {per_submission:.2f} s per submission on one core; the client's "
+        f"{merge * 1000:.0f} ms merge + {per_task * 1000:.1f} ms scheduling per submission",
+        f"{'submissions':>12} {'cores':>6} {'workers bound':>14} {'client bound':>13} {'estimate':>10}",
+    ]
+    for count in (3000, 30000):
+        for cores in (16, 64, 256):
+            workers = count * per_submission / cores
+            client = count * (merge + per_task)
+            lines.append(
+                f"{count:>12} {cores:>6} {workers / 60:>11.1f} min {client / 60:>10.1f} min "
+                f"{max(workers, client) / 60:>7.1f} min"
+            )
+    return lines
 
 
 def _plain_execute(path: str) -> float:
@@ -125,12 +166,12 @@ def _plain_execute(path: str) -> float:
     return time.perf_counter() - started
 
 
-def _breakdown(records: list[dict]) -> str:
+def _breakdown(records: list) -> str:
     """Where a graded submission's seconds go on average (from the records' timings): the kernel running
     the notebook, nbgrader's autograde around it, the feedback, the rest (copy, repair, scan, results)."""
 
     def mean(key: str) -> float:
-        values = [r["timings"][key] for r in records if r["timings"].get(key) is not None]
+        values = [getattr(r.timings, key) for r in records if getattr(r.timings, key) is not None]
         return statistics.mean(values) if values else 0.0
 
     total, autograde, execute, feedback = (mean(k) for k in ("total", "autograde", "execute", "feedback"))
@@ -146,7 +187,7 @@ def main(notebooks: list[str], students: int, jobs: int, keep: bool = False) -> 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         courses = {}
-        for label in ("nbgrader", "parallel"):
+        for label in ("nbgrader", "parallel", "dask"):
             course = make_course(tmp / label, notebooks)
             for name in notebooks:
                 _run(
@@ -167,61 +208,59 @@ def main(notebooks: list[str], students: int, jobs: int, keep: bool = False) -> 
             serial += _run(
                 [sys.executable, "-m", "nbgrader", "autograde", name, "--force"],
                 courses["nbgrader"] / "autograder",
-            )
-        print(f"nbgrader autograde (serial):            {serial:7.1f} s", flush=True)
-        parallel = _run(
-            [
-                sys.executable,
-                "-m",
-                "autograder",
-                "grade",
-                *notebooks,
-                "--jobs",
-                str(jobs),
-                "--no-progress",
-                "--course",
-                str(courses["parallel"]),
-            ],
-            nbtools.ROOT,
-        )
+            )[0]
+        print(f"nbgrader autograde (serial):               {serial:7.1f} s", flush=True)
+        parallel, _ = _grade(courses["parallel"], notebooks, "--jobs", str(jobs))
+        print(f"autograder grade --jobs {jobs} (local pool):    {parallel:7.1f} s  (one pool)", flush=True)
+
+        started = time.perf_counter()
+        with LocalCluster(courses["dask"], tmp / "cluster", workers=jobs) as cluster:
+            ready = time.perf_counter() - started
+            dask, merge = _grade(courses["dask"], notebooks, "--scheduler", cluster.address)
+            per_task = _task_overhead(cluster.address)
         print(
-            f"python -m autograder grade --jobs {jobs}:    {parallel:7.1f} s  (both notebooks, one pool)",
+            f"autograder grade --scheduler ({jobs} Dask workers): {dask:7.1f} s  (cluster started before, in "
+            f"{ready:.1f} s)",
             flush=True,
         )
-        speedup = serial / parallel
-
-        a, b = scores(courses["nbgrader"], notebooks), scores(courses["parallel"], notebooks)
-        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        print(f"speed-up:                               {speedup:7.2f}x  (target >= 1.8x)")
+        speedup, dask_ratio = serial / parallel, dask / parallel
+        a, b, c = (scores(courses[label], notebooks) for label in ("nbgrader", "parallel", "dask"))
+        differ = sorted(k for k in set(a) | set(b) | set(c) if not a.get(k) == b.get(k) == c.get(k))
+        print(f"local pool vs serial nbgrader:             {speedup:7.2f}x  (target >= 1.8x)")
+        print(f"Dask vs local pool:                        {dask_ratio:7.2f}x  (target <= 1.15x)")
         print(
-            f"scores identical:                       {'yes' if not differ else 'NO'}  "
-            f"({len(a)} graded cells compared, {len(differ)} differ)"
+            f"scores identical:                          {'yes' if not differ else 'NO'}  "
+            f"({len(a)} graded cells compared in three gradebooks, {len(differ)} differ)"
         )
         for key in differ[:10]:
-            print(f"  {key}: nbgrader {a.get(key)}, parallel {b.get(key)}")
+            print(f"  {key}: nbgrader {a.get(key)}, local pool {b.get(key)}, Dask {c.get(key)}")
 
         # Overhead: the same autograded notebooks (hidden tests included), plainly executed, jobs at a time.
         overhead_ok = True
         context = multiprocessing.get_context("spawn")
         print(f"{'notebook':22} {'grading s/sub':>14} {'plain exec s':>13} {'ratio':>6}  (target <= 1.3x)")
+        per_submission = []
         for name in notebooks:
-            records = [
-                json.loads(p.read_text())
-                for p in (courses["parallel"] / "autograder" / "grading" / name).glob("*.json")
-            ]
-            graded = [r for r in records if r["status"] == "graded"]
+            records = load_records(courses["parallel"] / "autograder" / "grading" / name)
+            graded = [r for r in records if r.graded]
             paths = [
-                str(courses["parallel"] / "autograder" / "autograded" / r["student"] / name / f"{name}.ipynb")
+                str(courses["parallel"] / "autograder" / "autograded" / r.student / name / f"{name}.ipynb")
                 for r in graded
             ]
             with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
                 plain = list(pool.map(_plain_execute, paths))
-            grading = statistics.mean(r["timings"]["total"] for r in graded)
+            totals = [r.timings.total for r in graded if r.timings.total is not None]
+            per_submission += totals
+            grading = statistics.mean(totals)
             ratio = grading / statistics.mean(plain)
             overhead_ok &= ratio <= 1.3
             print(f"{name:22} {grading:14.2f} {statistics.mean(plain):13.2f} {ratio:6.2f}")
             print(f"{'':22} {_breakdown(graded)}")
-        ok = speedup >= 1.8 and not differ and overhead_ok
+        print(f"Dask per-task scheduling overhead:         {per_task * 1000:7.2f} ms  (no-op tasks)")
+        print(f"client merge per submission (Dask run):    {merge / len(kinds) * 1000:7.1f} ms")
+        for line in _estimate(statistics.mean(per_submission), per_task, merge / len(kinds)):
+            print(line)
+        ok = speedup >= 1.8 and dask_ratio <= 1.15 and not differ and overhead_ok
         print("all targets met" if ok else "TARGETS NOT MET")
         return 0 if ok else 1
     finally:
