@@ -30,7 +30,7 @@ from autograder.engine.record import (
 )
 from autograder.engine.run import is_done
 from autograder.engine.settings import Course, Options, Settings
-from autograder.engine.task import Outcome, RunSpec, Snapshot, Task
+from autograder.engine.task import Outcome, Task
 from autograder.kernel.caps import CellRun, ExecutionReport, evidence_problem
 from autograder.nbgrader_cli import tool_env
 from course_lib import protocol
@@ -443,9 +443,8 @@ class _Client:
 def test_check_workers_refuses_each_unfit_worker_by_name():
     """Is a run refused, naming each worker and its problem, unless every worker fits?"""
     here = {"solutions/01_linear/01_linear.ipynb": "aa", "package torch": "2"}
-    spec = RunSpec("r", (ASSIGNMENT,), Options(), Snapshot("d", data=b""), fp.digest(here))
     good = {"grading": True, "fingerprint": here, "threads": 1, "sandbox": None, "host": "h", "course": "/c"}
-    check_workers(_Client({"tcp://a:1": good}), spec, here)
+    check_workers(_Client({"tcp://a:1": good}), here, [ASSIGNMENT], True)
     answers = {
         "tcp://a:1": good,
         "tcp://b:1": good | {"fingerprint": here | {"package torch": "1"}},
@@ -455,7 +454,7 @@ def test_check_workers_refuses_each_unfit_worker_by_name():
         "tcp://f:1": good | {"sandbox": "bubblewrap (bwrap) is not installed"},
     }
     with pytest.raises(SystemExit) as refused:
-        check_workers(_Client(answers), spec, here)
+        check_workers(_Client(answers), here, [ASSIGNMENT], True)
     message = str(refused.value)
     assert "tcp://a:1" not in message
     assert "tcp://b:1 (h, course /c): torch 1 on the worker, 2 here" in message

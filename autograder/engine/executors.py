@@ -20,6 +20,7 @@ from typing import Any
 from autograder.engine import fingerprint as fp
 from autograder.engine.settings import Course
 from autograder.engine.task import Outcome, RunSpec, Task
+from autograder.engine.worker import GraderUnavailable
 
 #: Times a Dask task is run again after an error raised inside it (a worker that dies is handled by the
 #: scheduler: the task goes to another worker, up to distributed.scheduler.allowed-failures times).
@@ -73,11 +74,14 @@ class LocalPool:
         self.futures: dict[cf.Future, Task] = {}
         self.spec: RunSpec | None = None
 
-    def prepare(self, spec: RunSpec, here: fp.Fingerprint) -> None:
+    def check(self, here: fp.Fingerprint, assignments: list[str], sandbox: bool) -> None:
+        """Local workers share this machine's course and environment: nothing to check."""
+
+    def start(self, spec: RunSpec) -> None:
         self.spec = spec
 
     def submit(self, task: Task) -> None:
-        assert self.spec is not None, "prepare() first"
+        assert self.spec is not None, "start() first"
         future = self.pool.submit(_pool_grade, str(self.course.root), str(self.work), self.spec, task)
         self.futures[future] = task
 
@@ -95,6 +99,8 @@ class LocalPool:
                 found.append((task, future.result()))
             except cf.process.BrokenProcessPool as error:
                 raise ExecutorLost(f"a grading worker process died ({error})") from None
+            except GraderUnavailable as error:
+                raise ExecutorLost(str(error)) from None
             except Exception as error:
                 found.append((task, error))
         return found
@@ -133,24 +139,27 @@ class DaskCluster:
         self.completed = as_completed(loop=self.client.loop)
         self.spec_future: Any = None
         self.spec: RunSpec | None = None
-        self.here: fp.Fingerprint = {}
+        self.checked: tuple[fp.Fingerprint, list[str], bool] = ({}, [], True)
 
     @property
     def slots(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
 
-    def prepare(self, spec: RunSpec, here: fp.Fingerprint) -> None:
-        """Check every worker against this machine's fingerprint, then send the run's spec to all of them."""
+    def check(self, here: fp.Fingerprint, assignments: list[str], sandbox: bool) -> None:
+        """Refuse the run unless every worker is fit for it (``check_workers``)."""
+        self.checked = (here, assignments, sandbox)
+        check_workers(self.client, here, assignments, sandbox)
+
+    def start(self, spec: RunSpec) -> None:
+        """Send the run's spec to every worker once (tasks refer to it)."""
         # Workers on other machines cannot read this one's files: the snapshot goes as bytes.
-        spec = dataclasses.replace(spec, snapshot=spec.snapshot.with_data())
-        self.spec, self.here = spec, here
-        check_workers(self.client, spec, here)
-        self.spec_future = self.client.scatter(spec, broadcast=True, hash=False)
+        self.spec = dataclasses.replace(spec, snapshot=spec.snapshot.with_data())
+        self.spec_future = self.client.scatter(self.spec, broadcast=True, hash=False)
 
     def submit(self, task: Task) -> None:
         from autograder.engine import dask_worker
 
-        assert self.spec is not None, "prepare() first"
+        assert self.spec is not None, "start() first"
         future = self.client.submit(
             dask_worker.grade, self.spec_future, task, key=task.key(self.spec.run_id), retries=DASK_RETRIES
         )
@@ -181,8 +190,10 @@ class DaskCluster:
             except (FutureCancelledError, OSError) as lost:
                 raise ExecutorLost(f"lost the Dask scheduler at {self.address} ({lost!r})") from None
             if isinstance(error, (CourseMismatch, NotAGradingWorker)):
-                check_workers(self.client, self.spec, self.here)  # names every worker that differs
+                check_workers(self.client, *self.checked)  # names every worker that differs (a new one)
                 raise SystemExit(str(error))
+            if isinstance(error, GraderUnavailable):
+                raise ExecutorLost(str(error))
             found.append((task, _explain(error)))
         return found
 
@@ -212,13 +223,12 @@ def _start_worker() -> str:
     return START_WORKER
 
 
-def check_workers(client: Any, spec: RunSpec | None, here: fp.Fingerprint) -> None:
+def check_workers(client: Any, here: fp.Fingerprint, assignments: list[str], sandbox: bool) -> None:
     """Refuse the run (SystemExit naming each worker and what differs) unless every worker of the cluster
     is a grading worker with one thread, this machine's fingerprint and, when the run needs it, a sandbox."""
     from autograder.engine.dask_worker import facts
 
-    assignments = list(spec.assignments) if spec else []
-    answers = client.run(facts, assignments, on_error="return")
+    answers = client.run(facts, list(assignments), on_error="return")
     problems = []
     for address, answer in sorted(answers.items()):
         if isinstance(answer, BaseException):
@@ -233,7 +243,7 @@ def check_workers(client: Any, spec: RunSpec | None, here: fp.Fingerprint) -> No
                 f"{where}: {answer['threads']} threads; a grading worker grades one submission at a time: "
                 "start it with --nthreads 1 (and --nworkers N for N processes)"
             )
-        if spec is not None and spec.options.sandbox and answer["sandbox"]:
+        if sandbox and answer["sandbox"]:
             problems.append(f"{where}: cannot sandbox the grading kernels: {answer['sandbox']}")
         differs = fp.differences(here, answer["fingerprint"])
         if differs:

@@ -93,8 +93,9 @@ def ensure_assignment(course: Course, assignment: str, course_id: str, scratch: 
     shutil.rmtree(release, ignore_errors=True)
 
 
-def check_sandbox(sandbox_wanted: bool) -> None:
-    """Refuse to run student code unsandboxed unless the instructor said so (--no-sandbox), loudly."""
+def check_sandbox(sandbox_wanted: bool, here: bool = True) -> None:
+    """Refuse to run student code unsandboxed unless the instructor said so (--no-sandbox), loudly; ``here``:
+    the kernels run on this machine (on a cluster, each worker's sandbox is checked before the run)."""
     from autograder.kernel import sandbox
 
     if not sandbox_wanted:
@@ -105,7 +106,7 @@ def check_sandbox(sandbox_wanted: bool) -> None:
             flush=True,
         )
         return
-    problem = sandbox.problem()
+    problem = sandbox.problem() if here else None
     if problem is not None:
         raise SystemExit(
             f"cannot sandbox the grading kernels: {problem}\n"
@@ -216,7 +217,7 @@ def _grade(
     todo = deque(_todo(settings, force, students))
     if not todo:
         return
-    check_sandbox(settings.options.sandbox)
+    check_sandbox(settings.options.sandbox, here=not settings.scheduler)
     _remove_leftovers(settings)
     # nbgrader runs `alembic` (installed next to this Python) when it creates a gradebook.
     os.environ["PATH"] = nbgrader_cli.tool_env()["PATH"]
@@ -230,19 +231,19 @@ def _grade(
             executor = DaskCluster(settings.scheduler)
         else:
             executor = LocalPool(course, settings.work, min(settings.jobs, total))
+        here = fp.fingerprint(course.root, settings.assignments)
+        executor.check(here, settings.assignments, settings.options.sandbox)
         course_id = load_config(course).CourseDirectory.get("course_id", "") or settings.options.course_id
-        options = dataclasses.replace(settings.options, course_id=course_id)
         for assignment in settings.assignments:
             ensure_assignment(course, assignment, course_id, settings.work)
-        here = fp.fingerprint(course.root, settings.assignments)
         spec = RunSpec(
             run_id=uuid.uuid4().hex,
             assignments=tuple(settings.assignments),
-            options=options,
+            options=dataclasses.replace(settings.options, course_id=course_id),
             snapshot=snapshot(course.gradebook, settings.work / "gradebook.db"),
             fingerprint=fp.digest(here),
         )
-        executor.prepare(spec, here)
+        executor.start(spec)
         merger = Merger(course, course_id)
         bar = tqdm(
             total=total,

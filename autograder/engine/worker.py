@@ -71,6 +71,11 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+class GraderUnavailable(RuntimeError):
+    """A worker process could not set up its grading folder: no submission can be graded there. The run
+    stops (the submissions stay ungraded, without a record) rather than fail the whole class."""
+
+
 class Grader:
     """A worker process's private nbgrader course for one run (see the module docstring)."""
 
@@ -82,8 +87,13 @@ class Grader:
         self.sockets = Path(tempfile.mkdtemp(prefix="kernels-"))
         try:
             self._setup()
-        except BaseException:
+        except BaseException as error:
             self.close()
+            if isinstance(error, Exception):
+                raise GraderUnavailable(
+                    f"the grading worker {self.name} could not set up its grading folder in {self.root}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
             raise
 
     def _setup(self) -> None:
