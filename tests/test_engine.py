@@ -15,7 +15,7 @@ import pytest
 
 from autograder.engine import fingerprint as fp
 from autograder.engine import results
-from autograder.engine.executors import check_workers
+from autograder.engine.executors import check_workers, scheduler_address
 from autograder.engine.folder import Folder, FolderTooLarge, folder_sha256
 from autograder.engine.merge import Merger, snapshot
 from autograder.engine.record import (
@@ -476,3 +476,13 @@ def test_options_and_settings_say_what_is_wrong(tmp_path):
     assert both.assignments == [ASSIGNMENT, "02_modules"] and both.work.name == "01_linear+02_modules"
     task = Task(ASSIGNMENT, "ada", Folder(), "f" * 64)
     assert task.key("0123456789abcdef") == f"grade-{ASSIGNMENT}-ada-ffffffffffff-01234567"
+
+
+def test_a_cluster_is_named_by_its_scheduler():
+    """Is a cluster given as an address or as a cluster object named by its scheduler's address?"""
+
+    class Cluster:
+        scheduler_address = "tls://10.0.0.1:8786"
+
+    assert scheduler_address("tcp://h:8786") == "tcp://h:8786"
+    assert scheduler_address(Cluster()) == "tls://10.0.0.1:8786"

@@ -110,17 +110,29 @@ class LocalPool:
 
 
 # ------------------------------------------------------------------------------------------ Dask cluster
-class DaskCluster:
-    """The workers of the Dask cluster whose scheduler is at ``address`` (see autograder/engine/dask_worker.py
-    for what each worker needs)."""
+def scheduler_address(scheduler: Any) -> str:
+    """The address of a scheduler given as an address, a cluster object or a ``distributed.Client``."""
+    if isinstance(scheduler, str):
+        return scheduler
+    return str(getattr(scheduler, "scheduler_address", None) or getattr(scheduler, "scheduler", scheduler))
 
-    def __init__(self, address: str) -> None:
+
+class DaskCluster:
+    """The workers of a Dask cluster (see autograder/engine/dask_worker.py for what each worker needs), given
+    by its scheduler's address, by a cluster object (SLURMCluster, a Dask Gateway cluster, KubeCluster: it
+    brings its own security) or by a ``distributed.Client``."""
+
+    def __init__(self, scheduler: Any) -> None:
         from distributed import Client
 
-        self.address = address
+        self.address = address = scheduler_address(scheduler)
+        self.own_client = not isinstance(scheduler, Client)
         try:
-            self.client = Client(address, timeout="20s", set_as_default=False)
-        except (OSError, TimeoutError) as error:
+            if self.own_client:
+                self.client = Client(scheduler, timeout="20s", set_as_default=False)
+            else:
+                self.client = scheduler
+        except (OSError, TimeoutError, ValueError) as error:
             raise SystemExit(
                 f"cannot reach the Dask scheduler at {address} ({error}): start one (`dask scheduler`) or "
                 "check the address, e.g. --scheduler tcp://HOST:8786"
@@ -128,7 +140,8 @@ class DaskCluster:
         try:
             self.client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
         except TimeoutError:
-            self.client.close()
+            if self.own_client:
+                self.client.close()
             raise SystemExit(
                 f"no Dask worker joined the scheduler at {address} within {WAIT_FOR_WORKERS} s: "
                 f"{_start_worker()}"
@@ -202,7 +215,8 @@ class DaskCluster:
             if self.futures:
                 self.client.cancel(list(self.futures), force=True)
         finally:
-            self.client.close()
+            if self.own_client:
+                self.client.close()
 
 
 def _explain(error: BaseException) -> BaseException:

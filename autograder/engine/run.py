@@ -27,7 +27,7 @@ from typing import Any
 
 from autograder import nbgrader_cli
 from autograder.engine import fingerprint as fp
-from autograder.engine.executors import DaskCluster, ExecutorLost, LocalPool
+from autograder.engine.executors import DaskCluster, ExecutorLost, LocalPool, scheduler_address
 from autograder.engine.folder import MAX_FOLDER_BYTES, Folder, FolderTooLarge, folder_sha256
 from autograder.engine.merge import Merger, snapshot
 from autograder.engine.record import Record, RecordError
@@ -169,7 +169,10 @@ def grade(
 def _todo(settings: Settings, force: bool, students: list[str] | None) -> list[tuple[str, str, Path]]:
     """``(assignment, student, folder)`` of each submission to grade; prints what it found."""
     course = settings.course
-    where = f"the Dask cluster at {settings.scheduler}" if settings.scheduler else f"{settings.jobs} job(s)"
+    if settings.scheduler is not None:
+        where = f"the Dask cluster at {scheduler_address(settings.scheduler)}"
+    else:
+        where = f"{settings.jobs} job(s)"
     todo = []
     for assignment in settings.assignments:
         submissions = list_submissions(course, assignment)
@@ -217,7 +220,7 @@ def _grade(
     todo = deque(_todo(settings, force, students))
     if not todo:
         return
-    check_sandbox(settings.options.sandbox, here=not settings.scheduler)
+    check_sandbox(settings.options.sandbox, here=settings.scheduler is None)
     _remove_leftovers(settings)
     # nbgrader runs `alembic` (installed next to this Python) when it creates a gradebook.
     os.environ["PATH"] = nbgrader_cli.tool_env()["PATH"]
@@ -227,7 +230,7 @@ def _grade(
     bar = merger = executor = None
     try:
         settings.work.mkdir(parents=True, exist_ok=True)
-        if settings.scheduler:
+        if settings.scheduler is not None:
             executor = DaskCluster(settings.scheduler)
         else:
             executor = LocalPool(course, settings.work, min(settings.jobs, total))

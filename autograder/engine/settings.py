@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: Folders of autograder/ that hold a course's data (submissions, grades, reports), not the grader's code.
 DATA_FOLDERS = frozenset({"submitted", "autograded", "feedback", "grading", "reports", "downloaded"})
@@ -88,13 +89,14 @@ class Options:
 @dataclass
 class Settings:
     """One grading run: a course, the assignments it grades (one pool of workers for all), the options, and
-    where the work goes: ``jobs`` local worker processes, or the Dask cluster at ``scheduler``."""
+    where the work goes: ``jobs`` local worker processes, or the Dask cluster ``scheduler`` (its address, a
+    cluster object such as SLURMCluster or a Dask Gateway cluster, or a ``distributed.Client``)."""
 
     course: Course
     assignments: list[str]
     options: Options = field(default_factory=Options)
     jobs: int = field(default_factory=default_jobs)
-    scheduler: str | None = None
+    scheduler: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.course, Course):
@@ -102,6 +104,8 @@ class Settings:
         self.assignments = list(dict.fromkeys(self.assignments))
         if self.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {self.jobs}")
+        if not self.assignments:
+            raise ValueError("name at least one assignment to grade, e.g. 01_linear")
 
     @property
     def work(self) -> Path:
