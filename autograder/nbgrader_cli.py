@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 class NbgraderFailed(RuntimeError):
@@ -26,15 +27,27 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def run(
-    course: Path, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
+def run_in(
+    folder: Path,
+    *args: str,
+    check: bool = True,
+    capture: bool = True,
+    timeout: float | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``nbgrader ARGS`` in ``course``'s autograder folder; with ``check``, raise NbgraderFailed when it
-    fails (``capture=False`` lets its output through to the terminal)."""
+    """Run ``nbgrader ARGS`` with ``folder`` as working directory (``env``: variables to set, or to remove
+    with None); with ``check``, raise NbgraderFailed when it fails (``capture=False`` lets its output
+    through to the terminal)."""
+    environment = tool_env()
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
-        cwd=Path(course) / "autograder",
-        env=tool_env(),
+        cwd=folder,
+        env=environment,
         capture_output=capture,
         text=True,
         timeout=timeout,
@@ -44,3 +57,9 @@ def run(
         output = f"{(result.stdout or '')[-3000:]}{(result.stderr or '')[-6000:]}"
         raise NbgraderFailed(f"nbgrader {' '.join(args)} failed (exit {result.returncode}):\n{output}")
     return result
+
+
+def run(course: Path, *args: str, **options: Any) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` in ``course``'s autograder folder, where it reads the course's configuration
+    (options as for ``run_in``)."""
+    return run_in(Path(course) / "autograder", *args, **options)

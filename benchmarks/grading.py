@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder import nbgrader_cli
 from autograder.authoring import notebooks as nbtools
 from autograder.engine.record import load_records
 from autograder.nbgrader_cli import tool_env
@@ -223,10 +224,7 @@ def main(notebooks: list[str], students: int, jobs: int, keep: bool = False) -> 
         for label in ("nbgrader", "parallel", "dask"):
             course = make_course(tmp / label, notebooks)
             for name in notebooks:
-                _run(
-                    [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force"],
-                    course / "autograder",
-                )
+                nbgrader_cli.run(course, "generate_assignment", name, "--force")
             kinds = build_class(course, notebooks, students)
             courses[label] = course
         mix = {kind: sum(1 for k in kinds.values() if k == kind) for kind in KINDS}
@@ -238,10 +236,9 @@ def main(notebooks: list[str], students: int, jobs: int, keep: bool = False) -> 
 
         serial = 0.0
         for name in notebooks:
-            serial += _run(
-                [sys.executable, "-m", "nbgrader", "autograde", name, "--force"],
-                courses["nbgrader"] / "autograder",
-            )[0]
+            started = time.perf_counter()
+            nbgrader_cli.run(courses["nbgrader"], "autograde", name, "--force")
+            serial += time.perf_counter() - started
         print(f"nbgrader autograde (serial):               {serial:7.1f} s", flush=True)
         parallel, _ = _grade(courses["parallel"], notebooks, "--jobs", str(jobs))
         print(f"autograder grade --jobs {jobs} (local pool):    {parallel:7.1f} s  (one pool)", flush=True)

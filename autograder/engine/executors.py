@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import math
 import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from autograder.engine.worker import GraderUnavailable
 DASK_RETRIES = 1
 #: Seconds to wait for a first Dask worker.
 WAIT_FOR_WORKERS = 60
+#: Seconds between two questions to the scheduler about how many workers there are.
+SLOTS_REFRESH = 5.0
 
 
 class ExecutorLost(RuntimeError):
@@ -149,6 +153,7 @@ class DaskCluster:
         from distributed import as_completed
 
         self.futures: dict[Any, Task] = {}
+        self._slots = (1, -math.inf)
         self.completed = as_completed(loop=self.client.loop)
         self.spec_future: Any = None
         self.spec: RunSpec | None = None
@@ -156,7 +161,12 @@ class DaskCluster:
 
     @property
     def slots(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))
+        """Threads of the cluster's workers, asked of the scheduler at most every few seconds (workers come
+        and go: a cluster manager scales them)."""
+        now = time.monotonic()
+        if now - self._slots[1] > SLOTS_REFRESH:
+            self._slots = (max(1, sum(self.client.nthreads().values())), now)
+        return self._slots[0]
 
     def check(self, here: fp.Fingerprint, assignments: list[str], sandbox: bool) -> None:
         """Refuse the run unless every worker is fit for it (``check_workers``)."""
