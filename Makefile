@@ -14,13 +14,17 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k linear"
 PYTEST_ARGS ?=
 NOTEBOOKS ?=
-# make grade ASSIGNMENT=01_linear GRADE_ARGS="--jobs 4 --collect"
+# make grade ASSIGNMENT=01_linear GRADE_ARGS="--jobs 4 --collect"   (or GRADE_ARGS="--scheduler tcp://HOST:8786")
 ASSIGNMENT ?=
 GRADE_ARGS ?=
+# make grade-worker SCHEDULER=tcp://HOST:8786 [WORKERS=4] [WORKER_ARGS="--memory-limit 8GB"]
+SCHEDULER ?=
+WORKERS ?= $(JOBS)
+WORKER_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup lab test browser-deps release stamp images bench bench-grading grade report lint format clean-env
+.PHONY: help setup lab test browser-deps release stamp images bench bench-grading grade grade-worker report lint format clean-env
 
 help:
 	@echo "make lab       set up .venv if needed, then open JupyterLab on notebooks/"
@@ -31,8 +35,9 @@ help:
 	@echo "make images    redraw images/ from the solutions notebooks and embed the previews"
 	@echo "make bench     print each notebook's execution time (median of 3 runs)"
 	@echo "make grade ASSIGNMENT=NN_topic   grade every submission in parallel, write feedback and the report"
+	@echo "make grade-worker SCHEDULER=tcp://HOST:8786   a grading worker (WORKERS processes) for a Dask cluster"
 	@echo "make report ASSIGNMENT=NN_topic  rewrite the class report from the grading records"
-	@echo "make bench-grading  plain nbgrader autograde vs make grade on a simulated class of 24"
+	@echo "make bench-grading  nbgrader autograde vs make grade vs make grade on Dask, a simulated class of 24"
 	@echo "make lint      ruff on code and notebooks"
 
 $(READY): requirements.txt pyproject.toml
@@ -91,6 +96,13 @@ bench-grading: $(READY)
 grade: $(READY)
 	@test -n "$(ASSIGNMENT)" || { echo "name the assignment: make grade ASSIGNMENT=01_linear"; exit 2; }
 	$(BIN)/python -m autograder grade $(ASSIGNMENT) $(GRADE_ARGS)
+
+# One Dask worker process per core, one submission at a time each, loading this checkout's grader (see the README,
+# "Grading on a cluster"); the machine needs the same environment and checkout as the one that runs make grade.
+grade-worker: $(READY)
+	@test -n "$(SCHEDULER)" || { echo "name the scheduler: make grade-worker SCHEDULER=tcp://HOST:8786"; exit 2; }
+	PYTHONPATH="$(CURDIR)" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/dask worker $(SCHEDULER) \
+		--nthreads 1 --nworkers $(WORKERS) --preload autograder.engine.dask_worker $(WORKER_ARGS)
 
 report: $(READY)
 	@test -n "$(ASSIGNMENT)" || { echo "name the assignment: make report ASSIGNMENT=01_linear"; exit 2; }

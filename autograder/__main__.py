@@ -3,26 +3,23 @@
 stamp     write the badge and setup cell template into every solutions notebook, and clean them
 images    run the solutions notebooks, save their `# figure:` outputs in images/, embed the previews
 release   regenerate notebooks/ from solutions/ with nbgrader generate_assignment
-bench     print each solutions notebook's execution time (median of several runs)
-grade     grade every submission of an assignment in parallel with nbgrader, then write the class report
+bench     print each solutions notebook's execution time (median of several runs; benchmarks/notebooks.py)
+grade     grade every submission of an assignment in parallel with nbgrader (here, or on a Dask cluster with
+          --scheduler), then write the class report
 report    rewrite an assignment's class report from its grading records
-bench-grading  time plain nbgrader autograde against `grade` on a simulated class (make bench-grading)
+bench-grading  time plain nbgrader autograde, `grade` and `grade --scheduler` on a simulated class
+          (make bench-grading; benchmarks/grading.py)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from autograder import notebooks as nbtools
-from autograder.execute import execute, tool_env
-
-AUTOGRADER = Path(__file__).resolve().parent
+from autograder import nbgrader_cli
+from autograder.authoring import notebooks as nbtools
+from autograder.engine.settings import default_jobs
 
 
 def _names(requested: list[str]) -> list[str]:
@@ -34,52 +31,38 @@ def _names(requested: list[str]) -> list[str]:
 
 
 def cmd_stamp(args: argparse.Namespace) -> None:
-    for name in _names(args.notebooks):
-        path = nbtools.notebook_path(name)
-        nb = nbtools.read(path)
-        nbtools.stamp(nb, name)
-        nbtools.attach_previews(nb, missing_ok=True)
-        nbtools.clean(nb)
-        nbtools.write(nb, path)
-        print(f"stamped {path.relative_to(nbtools.ROOT)}")
+    nbtools.stamp_files(_names(args.notebooks))
 
 
 def cmd_images(args: argparse.Namespace) -> None:
-    nbtools.IMAGES.mkdir(exist_ok=True)
-    for name in _names(args.notebooks):
-        path = nbtools.notebook_path(name)
-        executed, _ = execute(path)
-        for figure, index in nbtools.figure_cells(executed).items():
-            png = nbtools.png_output(executed.cells[index])
-            if png is None:
-                raise SystemExit(f"{name}: the cell marked `# figure: {figure}` displayed no PNG")
-            (nbtools.IMAGES / f"{figure}.png").write_bytes(png)
-            print(f"wrote images/{figure}.png")
-        nb = nbtools.read(path)
-        nbtools.attach_previews(nb)
-        nbtools.clean(nb)
-        nbtools.write(nb, path)
+    from autograder.authoring import images
+
+    images.draw(_names(args.notebooks))
 
 
 def cmd_release(args: argparse.Namespace) -> None:
-    for name in _names(args.notebooks):
-        result = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force", "--log-level=WARN"],
-            cwd=AUTOGRADER,
-            env=tool_env(),
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"nbgrader generate_assignment {name} failed (exit {result.returncode})")
-        print(f"released notebooks/{name}/{name}.ipynb")
+    from autograder.authoring import release
+
+    release.release(_names(args.notebooks))
+
+
+def _benchmarks():
+    """The benchmarks (benchmarks/ next to autograder/ in the course checkout)."""
+    sys.path.insert(0, str(nbtools.ROOT))
+    try:
+        import benchmarks
+    except ImportError:
+        raise SystemExit(
+            f"no benchmarks/ folder in {nbtools.ROOT}: run this from a checkout of the course"
+        ) from None
+    return benchmarks
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    print(f"{'notebook':24} {'median s':>9}  runs (solutions, top to bottom, kernel start included)")
-    for name in _names(args.notebooks):
-        times = [execute(nbtools.notebook_path(name), grading=args.grading)[1] for _ in range(args.runs)]
-        listed = " ".join(f"{t:.1f}" for t in times)
-        print(f"{name:24} {statistics.median(times):9.1f}  {listed}", flush=True)
+    _benchmarks()
+    from benchmarks import notebooks
+
+    notebooks.main(_names(args.notebooks), args.runs, args.grading)
 
 
 def _known_assignments(course: Path, names: list[str]) -> None:
@@ -90,53 +73,54 @@ def _known_assignments(course: Path, names: list[str]) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> None:
-    from autograder import grade
+    from autograder.engine import run
+    from autograder.engine.settings import Options, Settings
+    from autograder.intake import collect
 
     _known_assignments(args.course, args.assignment)
-    every = [
-        grade.Settings(
-            course=args.course,
-            assignment=name,
-            jobs=args.jobs,
+    try:
+        options = Options(
             cpu=args.cpu,
             wall=args.wall,
             memory_gib=args.memory,
             feedback=not args.no_feedback,
             sandbox=not args.no_sandbox,
         )
-        for name in dict.fromkeys(args.assignment)
-    ]
-    if args.zip and len(every) > 1:
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    settings = Settings(args.course, args.assignment, options, jobs=args.jobs, scheduler=args.scheduler)
+    if args.zip and len(settings.assignments) > 1:
         raise SystemExit("--zip collects one assignment's downloads: name one assignment with it")
-    for settings in every:
+    for assignment in settings.assignments:
         if args.collect:
-            grade.collect_from_exchange(settings)
+            collect.from_exchange(settings.course.root, assignment)
         if args.zip:
-            grade.collect_from_zip(settings, [Path(p) for p in args.zip])
-    started = time.perf_counter()
-    records = grade.grade(every, force=args.force, students=args.student, progress=not args.no_progress)
-    if records:
-        print(grade.summary(records, time.perf_counter() - started))
+            collect.from_zip(settings.course.root, assignment, [Path(p) for p in args.zip])
+    result = run.grade(settings, force=args.force, students=args.student, progress=not args.no_progress)
+    if result.records:
+        print(run.summary(result))
     cmd_report(args)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from autograder import grade
+    from autograder.engine import run
+    from autograder.engine.settings import Course
 
     _known_assignments(args.course, args.assignment)
     for name in dict.fromkeys(args.assignment):
-        page = grade.write_class_report(grade.Settings(course=args.course, assignment=name, jobs=1))
+        page = run.write_class_report(Course(args.course), name)
         if page is not None:
             print(f"class report: {page}")
 
 
 def cmd_bench_grading(args: argparse.Namespace) -> None:
-    from autograder import bench_grading
+    _benchmarks()
+    from benchmarks import grading
 
     names = _names(args.notebooks) if args.notebooks else ["01_linear", "02_modules"]
     if args.students < 1:
         raise SystemExit(f"--students must be at least 1, got {args.students}")
-    sys.exit(bench_grading.main(names, args.students, args.jobs, keep=args.keep))
+    sys.exit(grading.main(names, args.students, args.jobs, keep=args.keep))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--runs", type=int, default=3, help="runs per notebook (default 3)")
     bench.add_argument("--grading", action="store_true", help="time the grading-mode path")
     bench.set_defaults(func=cmd_bench)
-    default_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = default_jobs()
     grading = commands.add_parser("grade", help="grade every submission of an assignment in parallel")
     report = commands.add_parser("report", help="rewrite an assignment's class report from its records")
     for sub in (grading, report):
@@ -164,8 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     grading.add_argument(
         "--jobs",
         type=int,
-        default=default_jobs,
-        help=f"submissions graded at once (default: the machine's cores, {default_jobs})",
+        default=jobs,
+        help=f"submissions graded at once on this machine (default: its cores, {jobs})",
+    )
+    grading.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="grade on the workers of this Dask cluster instead of --jobs local processes "
+        "(start workers with `make grade-worker SCHEDULER=...`; see the README)",
     )
     grading.add_argument("--force", action="store_true", help="regrade submissions already graded")
     grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
@@ -190,14 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     bench_grading.add_argument("notebooks", nargs="*", help="NN_topic names (default: 01_linear 02_modules)")
     bench_grading.add_argument("--students", type=int, default=24, help="students in the class (default 24)")
-    bench_grading.add_argument("--jobs", type=int, default=default_jobs, help="jobs for the grading command")
+    bench_grading.add_argument("--jobs", type=int, default=jobs, help="jobs for the grading command")
     bench_grading.add_argument("--keep", action="store_true", help="keep the temporary course folders")
     bench_grading.set_defaults(func=cmd_bench_grading)
     report.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
-    args.func(args)
+    try:
+        args.func(args)
+    except nbgrader_cli.NbgraderFailed as error:
+        raise SystemExit(str(error)) from None
 
 
 if __name__ == "__main__":

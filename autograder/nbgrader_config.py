@@ -38,13 +38,14 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ZipCollectApp.downloaded_directory = "autograder/downloaded"
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?:\d+_)*?(?P<file_id>\d\d_\w+\.ipynb)$"
 
-# Feedback shows scores, visible tests and check messages, never hidden-test source (autograder/feedback.py).
+# Feedback shows scores, visible tests and check messages, never hidden-test source
+# (autograder/reporting/feedback.py).
 # nbgrader imports the preprocessor by name, so the course folder goes on sys.path: nbgrader runs from
 # autograder/, JupyterLab or the grading command, and only the last one starts in the course folder.
 if str(COURSE_ROOT) not in sys.path:
     sys.path.append(str(COURSE_ROOT))
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "autograder.feedback.HideHiddenTests",
+    "autograder.reporting.feedback.HideHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

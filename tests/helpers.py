@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder import notebooks as nbtools
-from autograder.execute import tool_env
-from autograder.simulate import make_course as _make_course
-from autograder.simulate import solution_sources, student_notebook  # noqa: F401 - re-exported for tests
+from autograder import nbgrader_cli
+from autograder.authoring import notebooks as nbtools
+from autograder.nbgrader_cli import tool_env
+from benchmarks.simulate import make_course as _make_course
+from benchmarks.simulate import solution_sources, student_notebook  # noqa: F401 - re-exported for tests
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,20 +24,7 @@ def make_course(tmp: Path, notebooks: list[str] = NOTEBOOKS) -> Path:
 
 def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real nbgrader command line in ``course``'s autograder folder."""
-    result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course / "autograder",
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"nbgrader {' '.join(args)} failed ({result.returncode}):\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-        )
-    return result
+    return nbgrader_cli.run(course, *args, check=check, timeout=1800)
 
 
 def grade_cli(course: Path, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:

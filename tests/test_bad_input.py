@@ -17,8 +17,8 @@ import pytest
 from nbgrader.api import Gradebook
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder import notebooks as nbtools
-from autograder import repair
+from autograder.authoring import notebooks as nbtools
+from autograder.intake import repair
 from tests import catalogue
 from tests.helpers import ROOT, make_course, nbgrader, student_notebook, tool_env
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import nbformat
 import pytest
 
-from autograder.simulate import submit
+from benchmarks.simulate import submit
 from tests.browser import (
     Lab,
     browser_page,

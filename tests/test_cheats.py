@@ -13,7 +13,7 @@ import subprocess
 import nbformat
 import pytest
 
-from autograder.simulate import student_notebook, submit
+from benchmarks.simulate import student_notebook, submit
 from tests.helpers import grade_cli, make_course, nbgrader
 
 pytestmark = pytest.mark.slow

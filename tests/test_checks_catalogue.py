@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from autograder import notebooks as nbtools
+from autograder.authoring import notebooks as nbtools
 from course_lib import checks, protocol
 from tests import catalogue
 from tests.helpers import NOTEBOOKS, solution_sources

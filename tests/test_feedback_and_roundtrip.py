@@ -19,16 +19,15 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import notebooks as nbtools
-from autograder.feedback import PLACEHOLDER, SCRUBBED, HideHiddenTests
+from autograder import nbgrader_cli
+from autograder.authoring import notebooks as nbtools
+from autograder.reporting.feedback import PLACEHOLDER, SCRUBBED, HideHiddenTests
 from tests import catalogue
 from tests.helpers import (
     NOTEBOOKS,
@@ -38,7 +37,6 @@ from tests.helpers import (
     nbgrader,
     solution_sources,
     student_notebook,
-    tool_env,
 )
 
 pytestmark = pytest.mark.slow
@@ -207,23 +205,20 @@ def test_feedback_hides_hidden_tests(tmp_path):
 
 def _student(folder: Path, student: str, exchange: Path, *args: str) -> None:
     """Run the nbgrader CLI as a student working in ``folder`` (its own home, so its own cache)."""
-    env = tool_env()
-    env["HOME"] = str(folder)
+    env: dict[str, str | None] = {"HOME": str(folder)}
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_PATH", "JUPYTERHUB_USER"):
-        env.pop(name, None)
+        env[name] = None
     # nbgrader names a submission after the operating system's user (not USER or LOGNAME); the tests run as
     # one user, so each simulated student gives its id explicitly (`nbgrader submit --student`).
-    command = [
-        sys.executable,
-        "-m",
-        "nbgrader",
+    nbgrader_cli.run_in(
+        folder,
         *args,
         f"--CourseDirectory.course_id={_course_id()}",
         f"--CourseDirectory.student_id={student}",
         f"--Exchange.root={exchange}",
-    ]
-    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{student}: nbgrader {' '.join(args)} failed:\n{result.stderr[-4000:]}"
+        env=env,
+        timeout=600,
+    )
 
 
 def test_round_trip_through_the_exchange(tmp_path):

@@ -28,7 +28,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import notebooks as nbtools
+from autograder.authoring import notebooks as nbtools
 from course_lib import protocol
 from tests import catalogue
 from tests.helpers import NOTEBOOKS, make_course, nbgrader, student_notebook

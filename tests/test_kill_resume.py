@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import notebooks as nbtools
-from autograder.simulate import student_notebook, submit
+from autograder.authoring import notebooks as nbtools
+from benchmarks.simulate import student_notebook, submit
 from tests import catalogue
 from tests.helpers import ROOT, grade_cli, make_course, nbgrader, tool_env
 

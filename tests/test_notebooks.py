@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from autograder import notebooks as nbtools
-from autograder.execute import execute
+from autograder.authoring import notebooks as nbtools
+from autograder.authoring.execute import execute
 from tests.helpers import NOTEBOOKS, ROOT, make_course, nbgrader
 
 

@@ -1,4 +1,5 @@
-"""Does the class report turn grading records into the right CSV, figures and HTML page?"""
+"""Does the class report turn grading records (autograder/engine/record.py) into the right CSV, figures and
+HTML page?"""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.report import NOT_IMPLEMENTED, failure_key, load_records, write_report
+from autograder.engine.record import CellError, CellRecord, ExerciseScore, Record, Timings, load_records
+from autograder.reporting.report import NOT_IMPLEMENTED, failure_key, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "01_linear"
@@ -22,91 +24,74 @@ SCRIPT = "<script>alert(1)</script>"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _mistake(exercise: str, mistake: str, number: float) -> dict:
-    return {
-        "ename": "CheckFailure",
-        "evalue": f"{exercise}: the output has wrong values (max error {number})\n"
+def _mistake(exercise: str, mistake: str, number: float) -> CellError:
+    return CellError(
+        "CheckFailure",
+        f"{exercise}: the output has wrong values (max error {number})\n"
         f"  case: x ({int(number * 10) + 2}, 3)\n  likely mistake: {mistake}\n  fix: see the exercise text",
-    }
+    )
 
 
-def _untouched(exercise: str) -> dict:
-    return {
-        "ename": "CheckFailure",
-        "evalue": f"{exercise}: not implemented yet\n  fix: replace `raise NotImplementedError()` with code",
-    }
+def _untouched(exercise: str) -> CellError:
+    return CellError(
+        "CheckFailure",
+        f"{exercise}: not implemented yet\n  fix: replace `raise NotImplementedError()` with code",
+    )
 
 
-def _record(student: str, outcomes: dict[str, dict | None], **extra) -> dict:
+def _record(student: str, outcomes: dict[str, CellError | None], **extra) -> Record:
     """A graded record; ``outcomes`` maps each exercise to None (full marks) or its test cell error."""
-    cells = [
-        {
-            "index": 1,
-            "grade_id": None,
-            "exercise": None,
-            "seconds": 0.5,
-            "status": "ok",
-            "score": None,
-            "max_score": None,
-            "error": None,
-        },
-    ]
+    cells = [CellRecord(index=1, seconds=0.5)]
     exercises = {}
     for position, (exercise, maximum) in enumerate(EXERCISES.items()):
         error = outcomes.get(exercise)
-        untouched = error is not None and "not implemented yet" in error["evalue"]
+        untouched = error is not None and "not implemented yet" in error.evalue
         seconds = 3.0 if exercise == "fit" else 0.1
         cells.append(
-            {
-                "index": 2 + 2 * position,
-                "grade_id": exercise,
-                "exercise": exercise,
-                "seconds": 0.01,
-                "status": "error" if untouched else "ok",
-                "score": None,
-                "max_score": None,
-                "error": {"ename": "NotImplementedError", "evalue": ""} if untouched else None,
-            }
+            CellRecord(
+                index=2 + 2 * position,
+                grade_id=exercise,
+                exercise=exercise,
+                seconds=0.01,
+                status="error" if untouched else "ok",
+                error=CellError("NotImplementedError", "") if untouched else None,
+            )
         )
         score = 0.0 if error else maximum
         cells.append(
-            {
-                "index": 3 + 2 * position,
-                "grade_id": f"test_{exercise}",
-                "exercise": exercise,
-                "seconds": seconds,
-                "status": "error" if error else "ok",
-                "score": score,
-                "max_score": maximum,
-                "error": error,
-            }
+            CellRecord(
+                index=3 + 2 * position,
+                grade_id=f"test_{exercise}",
+                exercise=exercise,
+                seconds=seconds,
+                status="error" if error else "ok",
+                score=score,
+                max_score=maximum,
+                error=error,
+            )
         )
-        exercises[exercise] = {"score": score, "max_score": maximum}
-    score = sum(entry["score"] for entry in exercises.values())
-    record = {
-        "assignment": ASSIGNMENT,
-        "student": student,
-        "submission_sha256": "ab" * 32,
-        "timestamp": "2026-11-20 10:00:00 UTC",
-        "status": "graded",
-        "reason": None,
-        "capped": None,
-        "score": score,
-        "max_score": sum(EXERCISES.values()),
-        "exercises": exercises,
-        "cells": cells,
-        "timings": {"total": 9.0, "execute": 7.0, "cpu": 5.0, "peak_memory_mb": 600.0},
-        "graded_at": "2026-11-23T15:00:00+00:00",
-        "flags": [],
-    }
-    record.update(extra)
-    return record
+        exercises[exercise] = ExerciseScore(score, maximum)
+    fields = dict(
+        status="graded",
+        submission_sha256="ab" * 32,
+        timestamp="2026-11-20 10:00:00 UTC",
+        score=sum(entry.score for entry in exercises.values()),
+        max_score=sum(EXERCISES.values()),
+        exercises=exercises,
+        cells=cells,
+        timings=Timings(total=9.0, execute=7.0, cpu=5.0, peak_memory_mb=600.0),
+        graded_at="2026-11-23T15:00:00+00:00",
+    )
+    return Record(ASSIGNMENT, student, **(fields | extra))
 
 
-def _records() -> list[dict]:
+def _records() -> list[Record]:
     """Six students: full marks, a shared mistake, untouched exercises, failed, capped and flagged ones."""
+    reason = "nbgrader could not read the notebook: it is not valid JSON"
+    failed = Record.failed(ASSIGNMENT, "erin", None, reason)
+    failed.max_score = 10.0  # no cells, no exercises, no timings, no flags
     return [
-        _record("alice", {}, timings={"total": 8.0, "execute": 6.0, "cpu": 5.0, "peak_memory_mb": 500.0}),
+        _record("alice", {}, timings=Timings(total=8.0, execute=6.0, cpu=5.0, peak_memory_mb=500.0)),
         _record(
             "bob",
             {"linear_forward": _mistake("linear_forward", "bias ignored", 0.31), "fit": _untouched("fit")},
@@ -116,14 +101,11 @@ def _records() -> list[dict]:
             "dave",
             {
                 "linear_forward": _mistake("linear_forward", "bias ignored", 0.05),
-                "mse_loss": {
-                    "ename": "ValueError",
-                    "evalue": "shapes (2, 3) and (4, 5) cannot be multiplied",
-                },
+                "mse_loss": CellError("ValueError", "shapes (2, 3) and (4, 5) cannot be multiplied"),
             },
             capped="wall",
             reason="stopped after 600 s of wall time",
-            timings={"total": 600.0},
+            timings=Timings(total=600.0),
         ),
         _record(
             SCRIPT,
@@ -133,15 +115,7 @@ def _records() -> list[dict]:
             },
             flags=["same submission as bob"],
         ),
-        # A failed submission: no cells, no exercises, no timings, no flags.
-        {
-            "assignment": ASSIGNMENT,
-            "student": "erin",
-            "status": "failed",
-            "score": 0.0,
-            "max_score": 10.0,
-            "reason": "nbgrader could not read the notebook: it is not valid JSON",
-        },
+        failed,
     ]
 
 
@@ -314,7 +288,8 @@ def test_zero_records_page(tmp_path):
 
 
 def test_sparse_records(tmp_path):
-    """Does a report still come out of records missing every optional field, scores taken from cells?"""
+    """Does a report still come out of records (read from JSON) missing every optional field, scores taken
+    from cells?"""
     cell = {
         "index": 4,
         "exercise": "linear_forward",
@@ -324,8 +299,8 @@ def test_sparse_records(tmp_path):
         "error": {"ename": "CheckFailure", "evalue": "linear_forward: wrong\n  likely mistake: bias ignored"},
     }
     records = [
-        {"student": "zoe", "status": "graded", "cells": [cell]},
-        {"student": "yan", "status": "failed"},
+        Record.from_json({"student": "zoe", "status": "graded", "cells": [cell]}),
+        Record.from_json({"student": "yan", "status": "failed"}),
     ]
     page = write_report(ASSIGNMENT, records, tmp_path).read_text(encoding="utf-8")
     assert ["<code>linear_forward</code>", "4.0", "1.00", "0% (0/1)", "100% (1/1)"] in _rows(
@@ -339,13 +314,13 @@ def test_sparse_records(tmp_path):
 
 def test_failure_key_groups_same_mistake():
     """Does failure_key group one likely mistake across numbers and keep different mistakes apart?"""
-    first = _mistake("linear_forward", "bias ignored", 0.31)["evalue"]
-    second = _mistake("linear_forward", "bias ignored", 12.5)["evalue"]
-    other = _mistake("linear_forward", "weight transposed", 0.31)["evalue"]
+    first = _mistake("linear_forward", "bias ignored", 0.31).evalue
+    second = _mistake("linear_forward", "bias ignored", 12.5).evalue
+    other = _mistake("linear_forward", "weight transposed", 0.31).evalue
     assert first != second
     assert failure_key("CheckFailure", first) == failure_key("CheckFailure", second) == "bias ignored"
     assert failure_key("CheckFailure", other) == "weight transposed"
-    assert failure_key("CheckFailure", _untouched("fit")["evalue"]) == NOT_IMPLEMENTED
+    assert failure_key("CheckFailure", _untouched("fit").evalue) == NOT_IMPLEMENTED
     assert failure_key("NotImplementedError", "") == NOT_IMPLEMENTED
 
 
@@ -370,9 +345,9 @@ def test_load_records_skips_unreadable_files(tmp_path, caplog):
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "notes.txt").write_text("ignored")
-    with caplog.at_level(logging.WARNING, logger="autograder.report"):
+    with caplog.at_level(logging.WARNING, logger="autograder.engine.record"):
         records = load_records(tmp_path)
-    assert [record["student"] for record in records] == ["alice", "bob"]
+    assert [record.student for record in records] == ["alice", "bob"]
     assert "broken.json" in caplog.text and "list.json" in caplog.text
     assert load_records(tmp_path / "missing") == []
 
@@ -380,8 +355,9 @@ def test_load_records_skips_unreadable_files(tmp_path, caplog):
 def test_leaves_pyplot_alone(tmp_path):
     """Does building a report leave pyplot unimported, so notebooks keep their own backend?"""
     code = (
-        "import sys, pathlib; from autograder.report import write_report; "
-        f"write_report('a', [{{'student': 's', 'status': 'graded', 'score': 1, 'max_score': 2}}], "
+        "import sys, pathlib; from autograder.reporting.report import write_report; "
+        "from autograder.engine.record import Record; "
+        "write_report('a', [Record('a', 's', 'graded', score=1, max_score=2)], "
         f"pathlib.Path({str(tmp_path)!r})); print('matplotlib.pyplot' in sys.modules)"
     )
     result = subprocess.run(

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import sandbox
-from autograder.simulate import submit
+from autograder.kernel import sandbox
+from benchmarks.simulate import submit
 from tests.helpers import ROOT, make_course, nbgrader, solution_sources, student_notebook, tool_env
 
 pytestmark = pytest.mark.slow
@@ -374,7 +374,7 @@ def test_a_kernel_killed_by_a_signal_ends_its_launcher_the_same_way(tmp_path):
     xcpu = int(signal.SIGXCPU)
     code = f"import os; print(sorted(os.listdir('.')), flush=True); os.kill(os.getpid(), {xcpu})"
     launcher = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'autograder')!r}); import sandbox, resource; "
+        f"import sys; sys.path.insert(0, {str(ROOT / 'autograder' / 'kernel')!r}); import sandbox, resource; "
         "resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
         f"sandbox.run([sys.executable, '-c', {code!r}], {spec!r}, {str(cwd)!r})"
     )
@@ -407,7 +407,7 @@ def _start_sleepers(tmp_path: Path, through_manager: bool) -> tuple[subprocess.P
         "os.execv(sys.executable, [sys.executable, '-c', sleeper])\n"
     )
     launcher = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'autograder')!r}); import sandbox; "
+        f"import sys; sys.path.insert(0, {str(ROOT / 'autograder' / 'kernel')!r}); import sandbox; "
         f"sandbox.run([sys.executable, '-c', {code!r}], {spec!r}, {str(cwd)!r})"
     )
     if through_manager:

@@ -1,9 +1,9 @@
-"""Start a grading kernel with resource caps: ``python kernel.py -f CONNECTION_FILE``.
+"""Start a grading kernel with resource caps: ``python launch.py -f CONNECTION_FILE``.
 
-The grading command writes a kernelspec whose argv runs this file (by path, so it works from any working
+The grading worker writes a kernelspec whose argv runs this file (by path, so it works from any working
 directory; it needs only the standard library and course_lib.protocol). It caps the kernel's CPU time and
 address space with setrlimit, and dies with the grading worker. Then it either supervises the kernel in its
-bubblewrap sandbox (autograder/sandbox.py: it stays the kernel's parent and ends as the kernel ends, with
+bubblewrap sandbox (sandbox.py next to it: it stays the kernel's parent and ends as the kernel ends, with
 the same signal), or, with --no-sandbox, replaces itself with ipykernel:
 
 - AUTOGRADER_CPU_SECONDS: CPU seconds for the whole kernel; at the limit the kernel gets SIGXCPU and dies,
@@ -87,7 +87,7 @@ def main() -> None:
     spec = os.environ.pop(protocol.ENV_SANDBOX, "")
     if spec:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import sandbox  # autograder/sandbox.py, next to this file
+        import sandbox  # autograder/kernel/sandbox.py, next to this file
 
         # The kernel runs in a bubblewrap sandbox; this process stays its parent and ends as it ends.
         sandbox.run(command, json.loads(spec), os.getcwd())

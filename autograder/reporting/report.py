@@ -1,4 +1,4 @@
-"""The class report for one assignment, built from its grading records (one JSON file per submission).
+"""The class report for one assignment, built from its grading records (autograder/engine/record.py).
 
 ``write_report`` writes into one folder: ``grades.csv`` (one row per student), ``score_histogram.png``,
 ``failures.png`` and ``index.html``. The page inlines both figures as base64 data URIs, so ``index.html``
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 import logging
 import re
 import statistics
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from autograder.engine.record import CellRecord, Record
 from course_lib.protocol import NOT_IMPLEMENTED, likely_mistake
 
 log = logging.getLogger(__name__)
@@ -57,73 +57,11 @@ def _truncate(text: str, limit: int = MAX_KEY_LENGTH) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-# -- loading ----------------------------------------------------------------------------------------------
-def load_records(folder: Path) -> list[dict]:
-    """Read the ``*.json`` grading records in ``folder`` (sorted by name); log and skip unreadable ones."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        log.warning("no grading records: %s is not a folder; grade the assignment first", folder)
-        return []
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        if path.name.startswith("."):  # leftovers of interrupted atomic writes
-            continue
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("skipped %s: not a readable JSON record (%s); re-grade that submission", path, exc)
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("student"), str):
-            log.warning("skipped %s: not a grading record (no student); re-grade that submission", path)
-            continue
-        records.append(record)
-    return records
-
-
-# -- numbers from records ---------------------------------------------------------------------------------
-def _num(value: Any) -> float | None:
-    """``value`` as a float, or None when it is missing or not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _cells(record: dict) -> list[dict]:
-    return [cell for cell in _list(record.get("cells")) if isinstance(cell, dict)]
-
-
-def _exercise_scores(record: dict) -> dict[str, tuple[float, float]]:
-    """{exercise: (score, max_score)} from the record, or summed from its graded cells if it has none."""
-    scores = {}
-    for name, entry in _dict(record.get("exercises")).items():
-        entry = _dict(entry)
-        score, maximum = _num(entry.get("score")), _num(entry.get("max_score"))
-        if maximum is not None:
-            scores[str(name)] = (score or 0.0, maximum)
-    if scores or record.get("status") != "graded":
-        return scores
-    for cell in _cells(record):
-        maximum = _num(cell.get("max_score"))
-        if cell.get("exercise") and maximum is not None:
-            total, top = scores.get(str(cell["exercise"]), (0.0, 0.0))
-            scores[str(cell["exercise"])] = (total + (_num(cell.get("score")) or 0.0), top + maximum)
-    return scores
-
-
-def _error_key(cell: dict) -> tuple[str, str] | None:
+def _error_key(cell: CellRecord) -> tuple[str, str] | None:
     """(failure key, first line of the message) for a cell that raised, else None."""
-    error = _dict(cell.get("error"))
-    if cell.get("status") != "error" and not error:
+    if cell.status != "error" and cell.error is None:
         return None
-    ename, evalue = str(error.get("ename") or ""), str(error.get("evalue") or "")
+    ename, evalue = (cell.error.ename, cell.error.evalue) if cell.error else ("", "")
     first = next((line.strip() for line in _ANSI.sub("", evalue).splitlines() if line.strip()), "")
     example = f"{ename}: {first}" if first else ename or "error"
     return failure_key(ename, evalue), _truncate(example, 300)
@@ -133,7 +71,7 @@ def _error_key(cell: dict) -> tuple[str, str] | None:
 @dataclass
 class _Row:
     student: str
-    record: dict
+    record: Record
     status: str
     score: float
     max_score: float | None
@@ -158,35 +96,34 @@ class _Exercise:
         return len(self.points)
 
 
-def _rows(assignment: str, records: list[dict]) -> list[_Row]:
+def _rows(assignment: str, records: list[Record]) -> list[_Row]:
     """One row per student (the latest record when a student has several), sorted by student."""
-    latest: dict[str, dict] = {}
+    latest: dict[str, Record] = {}
     for record in records:
-        student = str(record.get("student") or "(unknown)")
-        if record.get("assignment") not in (None, assignment):
-            log.warning("record of %s is for %s, not %s", student, record.get("assignment"), assignment)
+        student = record.student or "(unknown)"
+        if record.assignment not in ("", assignment):
+            log.warning("record of %s is for %s, not %s", student, record.assignment, assignment)
         if student in latest:
             log.warning("several records for %s: the report uses the latest graded_at", student)
-            if str(record.get("graded_at") or "") < str(latest[student].get("graded_at") or ""):
+            if (record.graded_at or "") < (latest[student].graded_at or ""):
                 continue
         latest[student] = record
-    assignment_max = max((_num(r.get("max_score")) or 0.0 for r in latest.values()), default=0.0)
+    assignment_max = max((r.max_score for r in latest.values()), default=0.0)
     rows = []
     for student in sorted(latest):
         record = latest[student]
-        score = _num(record.get("score")) or 0.0
-        maximum = _num(record.get("max_score")) or assignment_max or None
+        maximum = record.max_score or assignment_max or None
         rows.append(
             _Row(
                 student=student,
                 record=record,
-                status=str(record.get("status") or "unknown"),
-                score=score,
+                status=record.status,
+                score=record.score,
                 max_score=maximum,
-                percent=100.0 * score / maximum if maximum else None,
-                capped=str(record.get("capped") or ""),
-                exercises=_exercise_scores(record),
-                seconds=_num(_dict(record.get("timings")).get("total")),
+                percent=100.0 * record.score / maximum if maximum else None,
+                capped=record.capped or "",
+                exercises=record.exercise_scores(),
+                seconds=record.timings.total,
             )
         )
     return rows
@@ -196,9 +133,9 @@ def _exercise_order(rows: list[_Row]) -> list[str]:
     """Exercise names in notebook order: first appearance in the cells, then any only named in scores."""
     order: dict[str, None] = {}
     for row in rows:
-        for cell in _cells(row.record):
-            if cell.get("exercise"):
-                order.setdefault(str(cell["exercise"]), None)
+        for cell in row.record.cells:
+            if cell.exercise:
+                order.setdefault(cell.exercise, None)
     for row in rows:
         for name in row.exercises:
             order.setdefault(name, None)
@@ -212,12 +149,12 @@ def _exercise_stats(rows: list[_Row], names: list[str]) -> dict[str, _Exercise]:
             continue
         failures: dict[str, set[str]] = defaultdict(set)
         # Test cells first, so an example message comes from the check rather than the solution cell.
-        for cell in sorted(_cells(row.record), key=lambda cell: cell.get("max_score") is None):
+        for cell in sorted(row.record.cells, key=lambda cell: cell.max_score is None):
             found = _error_key(cell)
-            if found and cell.get("exercise"):
+            if found and cell.exercise:
                 key, example = found
-                failures[str(cell["exercise"])].add(key)
-                stats[str(cell["exercise"])].examples.setdefault(key, example)
+                failures[cell.exercise].add(key)
+                stats[cell.exercise].examples.setdefault(key, example)
         for name, (score, maximum) in row.exercises.items():
             exercise = stats[name]
             exercise.max_points = max(exercise.max_points, maximum)
@@ -235,9 +172,9 @@ def _other_failures(rows: list[_Row]) -> tuple[dict[str, set[str]], dict[str, st
     messages: dict[str, set[str]] = defaultdict(set)
     examples: dict[str, str] = {}
     for row in rows:
-        for cell in _cells(row.record):
+        for cell in row.record.cells:
             found = _error_key(cell)
-            if found and not cell.get("exercise"):
+            if found and not cell.exercise:
                 messages[found[0]].add(row.student)
                 examples.setdefault(found[0], found[1])
     return messages, examples
@@ -248,16 +185,13 @@ def _cell_timings(rows: list[_Row]) -> list[tuple[int, str, str, float, float, i
     seconds: dict[int, list[float]] = defaultdict(list)
     labels: dict[int, tuple[str, str]] = {}
     for row in rows:
-        for cell in _cells(row.record):
-            index, spent = cell.get("index"), _num(cell.get("seconds"))
-            if not isinstance(index, int) or spent is None:
+        for cell in row.record.cells:
+            index, spent = cell.index, cell.seconds
+            if index is None or spent is None:
                 continue
             seconds[index].append(spent)
             grade_id, exercise = labels.get(index, ("", ""))
-            labels[index] = (
-                grade_id or str(cell.get("grade_id") or ""),
-                exercise or str(cell.get("exercise") or ""),
-            )
+            labels[index] = (grade_id or cell.grade_id or "", exercise or cell.exercise or "")
     table = [
         (index, *labels[index], statistics.fmean(values), max(values), len(values))
         for index, values in seconds.items()
@@ -287,7 +221,7 @@ def _write_csv(path: Path, rows: list[_Row], names: list[str]) -> None:
                     row.status,
                     row.capped,
                     *(_plain(row.exercises[name][0]) if name in row.exercises else "" for name in names),
-                    str(row.record.get("graded_at") or ""),
+                    row.record.graded_at or "",
                     _plain(row.seconds, 3),
                 ]
             )
@@ -522,7 +456,7 @@ def _problems_section(rows: list[_Row]) -> str:
             _e(row.status),
             _e(row.capped or "–"),
             _fmt(row.percent, suffix="%"),
-            _e(row.record.get("reason") or "(no reason recorded)"),
+            _e(row.record.reason or "(no reason recorded)"),
         ]
         for row in problems
     ]
@@ -532,7 +466,7 @@ def _problems_section(rows: list[_Row]) -> str:
 
 
 def _flags_section(rows: list[_Row]) -> str:
-    table = [[_e(row.student), _e(flag)] for row in rows for flag in _list(row.record.get("flags"))]
+    table = [[_e(row.student), _e(flag)] for row in rows for flag in row.record.flags]
     if not table:
         return ""
     return "<h2>Integrity flags</h2>" + _table(["student", "flag"], table)
@@ -544,14 +478,14 @@ def _timings_section(rows: list[_Row]) -> str:
     if timed:
         table = []
         for row in timed[:SLOWEST_SUBMISSIONS]:
-            timings = _dict(row.record.get("timings"))
+            timings = row.record.timings
             table.append(
                 [
                     _e(row.student),
                     _fmt(row.seconds),
-                    _fmt(_num(timings.get("execute"))),
-                    _fmt(_num(timings.get("cpu"))),
-                    _fmt(_num(timings.get("peak_memory_mb")), 0),
+                    _fmt(timings.execute),
+                    _fmt(timings.cpu),
+                    _fmt(timings.peak_memory_mb, 0),
                     _e(row.capped or "–"),
                 ]
             )
@@ -589,13 +523,13 @@ def _timings_section(rows: list[_Row]) -> str:
 
 
 # -- entry point -------------------------------------------------------------------------------------------
-def write_report(assignment: str, records: list[dict], out_dir: Path) -> Path:
+def write_report(assignment: str, records: list[Record], out_dir: Path) -> Path:
     """Write grades.csv, both figures and index.html for ``assignment`` in ``out_dir``; return index.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     index = out_dir / "index.html"
-    rows = _rows(assignment, [record for record in records if isinstance(record, dict)])
+    rows = _rows(assignment, list(records))
     names = _exercise_order(rows)
     _write_csv(out_dir / "grades.csv", rows, names)
     if not rows:

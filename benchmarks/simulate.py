@@ -1,5 +1,5 @@
-"""Simulated students: submissions built from the released notebooks (used by the tests and
-`make bench-grading`)."""
+"""A simulated course and class: a throwaway copy of the course folder, and submissions built from the
+released notebooks (used by the tests and `make bench-grading`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import notebooks as nbtools
+from autograder.authoring import notebooks as nbtools
+from autograder.engine.settings import DATA_FOLDERS
 
 _MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
@@ -47,15 +48,27 @@ def make_course(tmp: Path, notebooks: list[str]) -> Path:
     """A throwaway copy of the course folder (solutions, release, images, the autograder package with its
     nbgrader config) in ``tmp``: it grades on its own, as the real course does."""
     course = tmp / "course"
-    (course / "autograder").mkdir(parents=True)
-    for module in (nbtools.ROOT / "autograder").glob("*.py"):
-        shutil.copy(module, course / "autograder")
+    course.mkdir(parents=True)
+    shutil.copytree(nbtools.ROOT / "autograder", course / "autograder", ignore=_grader_code_only)
     for folder in ("solutions", "notebooks"):
         for name in notebooks:
             shutil.copytree(nbtools.ROOT / folder / name, course / folder / name)
     shutil.copytree(nbtools.IMAGES, course / "images")
     shutil.copy(nbtools.ROOT / "pyproject.toml", course)
     return course
+
+
+def _grader_code_only(folder: str, names: list[str]) -> set[str]:
+    """What of autograder/ a course copy leaves out: everything but the grader's Python files (no data)."""
+    skipped = set()
+    for name in names:
+        path = Path(folder, name)
+        if path.is_dir():
+            if name.startswith(".") or name == "__pycache__" or name in DATA_FOLDERS:
+                skipped.add(name)
+        elif path.suffix != ".py":
+            skipped.add(name)
+    return skipped
 
 
 def submit(course: Path, student: str, name: str, nb: nbformat.NotebookNode) -> Path:

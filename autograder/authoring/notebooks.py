@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
 RELEASE = ROOT / "notebooks"
 IMAGES = ROOT / "images"
@@ -113,6 +113,18 @@ def stamp(nb: nbformat.NotebookNode, name: str) -> None:
         if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") not in (BADGE_ID, SETUP_ID)
     ]
     nb.cells = [badge, setup, *cells]
+
+
+def stamp_files(names: list[str]) -> None:
+    """`make stamp`: write the badge and setup cell into the named solutions notebooks, and clean them."""
+    for name in names:
+        path = notebook_path(name)
+        nb = read(path)
+        stamp(nb, name)
+        attach_previews(nb, missing_ok=True)
+        clean(nb)
+        write(nb, path)
+        print(f"stamped {path.relative_to(ROOT)}")
 
 
 KEEP_CELL_METADATA = ("nbgrader",)

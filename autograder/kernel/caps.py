@@ -1,9 +1,11 @@
-"""nbgrader's Execute preprocessor with a wall-time budget per submission, per-cell timings, and a graceful
-end when the kernel dies or stops answering: the cells that ran keep their output, every later cell gets an
-error saying why it did not run, and nbgrader grades the notebook on what ran.
+"""nbgrader's Execute preprocessor with a wall-time budget per submission, per-cell timings, output caps, the
+evidence rule, and a graceful end when the kernel dies or stops answering: the cells that ran keep their
+output, every later cell gets an error saying why it did not run, and nbgrader grades the notebook on what
+ran.
 
-The grading command (autograder/grade.py) puts ``CappedExecute`` in place of ``Execute`` and reads
-``LAST_RUN`` after each autograde (the preprocessor runs in the grading worker's own process).
+The grading worker (autograder/engine/worker.py) makes one ``CappedExecute`` per submission, with that
+submission's evidence key, puts it in place of nbgrader's ``Execute``, and reads what it saw from its
+``ExecutionReport`` afterwards.
 """
 
 from __future__ import annotations
@@ -13,21 +15,16 @@ import math
 import os
 import signal
 import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Enum, Float
+from traitlets import Bytes, Enum, Float
 
-from course_lib.protocol import missing_evidence
-
-#: What the last ``preprocess`` call saw: per-cell seconds and status, why it stopped, kernel CPU and memory.
-LAST_RUN: dict[str, Any] = {}
-
-#: The current submission's evidence key (set by the grading worker; None: no evidence required).
-EVIDENCE_KEY: bytes | None = None
+from course_lib.protocol import ENV_EVIDENCE_KEY, missing_evidence
 
 #: Output a cell may keep (bytes of message content); once the notebook has kept NOTEBOOK_OUTPUT_LIMIT, each
 #: further cell keeps SMALL_OUTPUT_LIMIT, enough for the checks' messages. The rest is dropped.
@@ -41,6 +38,51 @@ REASONS = {
     "unresponsive": "a cell ran past its time limit and did not stop when interrupted",
     "kernel died": "the kernel died (exit status {status})",
 }
+
+
+@dataclass
+class CellRun:
+    """How one code cell ran: seconds (None when it did not run) and ``ok``, ``error`` or ``not run``."""
+
+    seconds: float | None
+    status: str
+
+
+@dataclass
+class ExecutionReport:
+    """What executing one notebook saw: each code cell's run by index, why execution stopped early (``wall``,
+    ``cpu``, ``unresponsive``, ``kernel died``; None: it did not), the kernel's CPU seconds and peak memory,
+    and flags for the instructor (missing evidence, dropped output)."""
+
+    cells: dict[int, CellRun] = field(default_factory=dict)
+    stopped: str | None = None
+    reason: str | None = None
+    cpu: float | None = None
+    peak_memory_mb: float | None = None
+    exit_status: int | None = None
+    execute_seconds: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evidence_problem(cell: NotebookNode, key: bytes | None) -> str | None:
+    """The evidence rule: a graded test cell that ran without error scores only if each check call in its
+    source left a line signed with ``key`` in its stdout. Returns the unproven calls (``check_x(...)``,
+    comma-separated), or None when nothing is missing or there is nothing to prove (no key, not a graded
+    test cell, or a cell that fails anyway)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    if key is None or not meta.get("grade") or meta.get("solution"):
+        return None
+    outputs = cell.get("outputs", [])
+    if any(o.get("output_type") == "error" for o in outputs):
+        return None
+    stdout = "".join(
+        o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
+    missing = ", ".join(map(str, missing_evidence(cell.get("source", ""), stdout, key)))
+    return missing or None
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
@@ -124,6 +166,8 @@ class CappedExecute(Execute):
         config=True
     )
     cpu_limit = Float(0.0, help="The kernel's CPU-time cap in seconds, for the report only.").tag(config=True)
+    #: This submission's evidence key (None: no evidence required); given by the grading worker, never config.
+    evidence_key = Bytes(None, allow_none=True)
     # Once the last cell has replied (and its outputs are in: nbclient waits for the kernel to go idle), the
     # kernel's state is thrown away: kill it rather than let it finalize. A graceful shutdown of a kernel
     # that imported PyTorch spends 1.5-2 s, most of it CPU in the interpreter's garbage collection at exit.
@@ -132,6 +176,12 @@ class CappedExecute(Execute):
         default_value="immediate",
         help="How the kernel ends after the last cell (immediate: killed with its process group).",
     ).tag(config=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: What the last notebook's execution saw, and every notebook's by name (nbgrader's unique_key).
+        self.report = ExecutionReport()
+        self.reports: dict[str, ExecutionReport] = {}
 
     def _kernel_pid(self) -> int | None:
         provisioner = getattr(self.km, "provisioner", None)
@@ -153,26 +203,26 @@ class CappedExecute(Execute):
             return "unresponsive"
         status = self._exit_status()
         if status in (-signal.SIGXCPU, -signal.SIGKILL) and self.cpu_limit:
-            cpu = LAST_RUN.get("cpu")
+            cpu = self.report.cpu
             if status == -signal.SIGXCPU or (cpu is not None and cpu >= self.cpu_limit - 1):
                 return "cpu"
-        LAST_RUN["exit_status"] = status
+        self.report.exit_status = status
         return "kernel died"
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        LAST_RUN.clear()
-        LAST_RUN.update(
-            cells={}, stopped=None, reason=None, cpu=None, peak_memory_mb=None, exit_status=None, flags=[]
-        )
+        report = self.report = ExecutionReport()
+        self.reports[str((resources or {}).get("unique_key", ""))] = report
         self._cell_bytes = self._notebook_bytes = self._dropped = 0
         cell_timeout = self.timeout
         start = time.monotonic()
         deadline = start + self.wall_limit if self.wall_limit > 0 else math.inf
         stopped: str | None = None
-        with self.setup_kernel():
+        # The evidence key goes to this kernel alone (its launcher moves it into a pipe at once).
+        env = {**os.environ, ENV_EVIDENCE_KEY: self.evidence_key.decode()} if self.evidence_key else None
+        with self.setup_kernel(**({"env": env} if env else {})):
             assert self.kc
             info_msg = self.wait_for_reply(self.kc.kernel_info())
             assert info_msg
@@ -185,7 +235,7 @@ class CappedExecute(Execute):
                     stopped = "wall"
                 if stopped is not None:
                     cell.outputs = [_error_output("GradingStopped", self._explain(stopped, not_run=True))]
-                    LAST_RUN["cells"][index] = {"seconds": None, "status": "not run"}
+                    report.cells[index] = CellRun(None, "not run")
                     continue
                 remaining = deadline - time.monotonic()
                 budget_bound = remaining < (cell_timeout or math.inf)
@@ -211,7 +261,7 @@ class CappedExecute(Execute):
                 if stopped is None:
                     self._verify_evidence(cell, index)
                 if self._dropped:
-                    LAST_RUN["flags"].append(f"cell {index}: {self._dropped} bytes of output dropped")
+                    report.flags.append(f"cell {index}: {self._dropped} bytes of output dropped")
                     cell.outputs.append(
                         NotebookNode(
                             output_type="stream",
@@ -221,14 +271,14 @@ class CappedExecute(Execute):
                     )
                     self._dropped = 0
                 status = "error" if any(o.get("output_type") == "error" for o in cell.outputs) else "ok"
-                LAST_RUN["cells"][index] = {"seconds": round(seconds, 4), "status": status}
+                report.cells[index] = CellRun(round(seconds, 4), status)
                 if pid is not None and stopped is None:
-                    LAST_RUN["cpu"], LAST_RUN["peak_memory_mb"] = _proc_stats(pid)
+                    report.cpu, report.peak_memory_mb = _proc_stats(pid)
             self.timeout = cell_timeout
         self.set_widgets_metadata()
-        LAST_RUN["execute_seconds"] = time.monotonic() - start
-        LAST_RUN["stopped"] = stopped
-        LAST_RUN["reason"] = self._explain(stopped) if stopped else None
+        report.execute_seconds = time.monotonic() - start
+        report.stopped = stopped
+        report.reason = self._explain(stopped) if stopped else None
         return self.nb, self.resources
 
     def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> NotebookNode | None:
@@ -244,36 +294,25 @@ class CappedExecute(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
     def _verify_evidence(self, cell: NotebookNode, index: int) -> None:
-        """A graded test cell scores only with proof from the checks themselves: one signed evidence line
-        per check call in its source. Without it (a test cell turned into a no-op or its errors swallowed by
-        code that changed how cells run, or a faked success line) the cell gets an error: nbgrader gives 0."""
-        meta = cell.metadata.get("nbgrader", {})
-        if EVIDENCE_KEY is None or not meta.get("grade") or meta.get("solution"):
+        """Apply the evidence rule (``evidence_problem``): a graded test cell without proof from its checks
+        (turned into a no-op or its errors swallowed by code that changed how cells run, or a faked success
+        line) gets an error, so nbgrader gives it 0, and the instructor a flag."""
+        missing = evidence_problem(cell, self.evidence_key)
+        if missing is None:
             return
-        if any(o.get("output_type") == "error" for o in cell.outputs):
-            return  # it fails anyway
-        stdout = "".join(
-            o.get("text", "")
-            for o in cell.outputs
-            if o.get("output_type") == "stream" and o.get("name") == "stdout"
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", index)
+        self.report.flags.append(f"{grade_id}: test cell ran without proof from its checks ({missing})")
+        cell.outputs.append(
+            _error_output(
+                "GradingEvidenceMissing",
+                f"this test cell finished, but {missing} left no proof that it ran and "
+                "passed: code in the notebook changed how cells run, or printed a fake success line",
+            )
         )
-        missing = ", ".join(map(str, missing_evidence(cell.source, stdout, EVIDENCE_KEY)))
-        if missing:
-            grade_id = meta.get("grade_id", index)
-            LAST_RUN["flags"].append(
-                f"{grade_id}: test cell ran without proof from its checks ({missing})"
-            )
-            cell.outputs.append(
-                _error_output(
-                    "GradingEvidenceMissing",
-                    f"this test cell finished, but {missing} left no proof that it ran and "
-                    "passed: code in the notebook changed how cells run, or printed a fake success line",
-                )
-            )
 
     def _explain(self, stopped: str, not_run: bool = False) -> str:
         text = REASONS[stopped].format(
-            wall=self.wall_limit, cpu=self.cpu_limit, status=LAST_RUN.get("exit_status")
+            wall=self.wall_limit, cpu=self.cpu_limit, status=self.report.exit_status
         )
         return f"not run: {text}" if not_run else f"grading stopped here: {text}"
 

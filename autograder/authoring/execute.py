@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
-from autograder.notebooks import read
-
-
-def tool_env() -> dict[str, str]:
-    """The environment for nbgrader and jupyter subprocesses: this Python's bin folder first on PATH
-    (nbgrader runs `alembic` from there to set up a gradebook), and no NBGRADER_EXECUTION left over."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.pop("NBGRADER_EXECUTION", None)
-    return env
+from autograder.authoring.notebooks import read
 
 
 def execute(path: Path, *, timeout: int = 600, grading: bool = False) -> tuple[nbformat.NotebookNode, float]:

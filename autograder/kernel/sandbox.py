@@ -1,7 +1,7 @@
-"""Sandboxed grading kernels with bubblewrap (standard library only: autograder/kernel.py imports it).
+"""Sandboxed grading kernels with bubblewrap (standard library only: launch.py, next to it, imports it).
 
 The grading command checks ``problem()`` before it starts (no sandbox, no grading, unless the instructor
-passes --no-sandbox), writes ``kernel_env(...)`` into the grading kernelspec, and autograder/kernel.py hands
+passes --no-sandbox), writes ``kernel_env(...)`` into the grading kernelspec, and launch.py hands
 the kernel command to ``run(...)``, which starts it inside the sandbox ``wrap(...)`` describes and stays as
 its parent until it ends.
 
@@ -19,9 +19,9 @@ What a kernel sees (everything else of the machine does not exist for it):
   a process namespace of its own: when the kernel ends or is killed, every process it started dies too,
   daemons included. The environment keeps only what Python, PyTorch and Jupyter use (no tokens).
 
-The kernel's resource limits (autograder/kernel.py) are inherited by the sandbox and everything in it.
+The kernel's resource limits (launch.py) are inherited by the sandbox and everything in it.
 
-The kernel manager's process is the launcher (autograder/kernel.py running ``run``), two levels above the
+The kernel manager's process is the launcher (launch.py running ``run``), two levels above the
 kernel (bwrap, then bwrap's init in the sandbox): killing the launcher or its process group kills the whole
 sandbox (--die-with-parent); a kernel that dies of a signal (SIGXCPU at the CPU cap) ends the launcher with
 the same signal; and the sandbox ends when the kernel manager dies. /proc/PID of the launcher shows the
@@ -369,7 +369,7 @@ def _copy_regular(source: str, target: str) -> None:
 
 
 def _inherited_fds() -> list[int]:
-    """File descriptors above stderr this process was asked to hand on (e.g. autograder/kernel.py's pipe)."""
+    """File descriptors above stderr this process was asked to hand on (e.g. launch.py's pipe)."""
     fds = []
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
