@@ -197,7 +197,7 @@ def test_feedback_hides_hidden_tests(tmp_path):
         if output.get("output_type") == "error"
     ]
     assert messages and all(message in feedback["mistaken"] for message in messages), messages
-    on_disk = autograded_path.read_text(encoding="utf-8")
+    on_disk = "\n".join(cell.source for cell in autograded.cells)
     assert "hidden=True" in on_disk and not [
         line for block in _hidden_blocks() for line in block if line not in on_disk
     ], "the autograded notebook on disk should keep the hidden tests"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import lms
+from autograder.reporting import lms
 
 EXPORT = Path(__file__).parent / "data" / "canvas_gradebook.csv"
 GRADES = {
