@@ -17,6 +17,10 @@ NOTEBOOKS ?=
 # make grade ASSIGNMENT=01_linear GRADE_ARGS="--jobs 4 --collect"   (or GRADE_ARGS="--scheduler tcp://HOST:8786")
 ASSIGNMENT ?=
 GRADE_ARGS ?=
+# make report ASSIGNMENT=01_linear REPORT_ARGS="--similarity-threshold 0.8"
+REPORT_ARGS ?=
+# make export ASSIGNMENT=01_linear EXPORT_ARGS="--canvas ~/Downloads/gradebook.csv --match login --csv points.csv"
+EXPORT_ARGS ?=
 # make grade-worker SCHEDULER=tcp://HOST:8786 [WORKERS=4] [WORKER_ARGS="--memory-limit 8GB"]
 SCHEDULER ?=
 WORKERS ?= $(JOBS)
@@ -24,7 +28,7 @@ WORKER_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup lab test browser-deps release stamp images bench bench-grading grade grade-worker report lint format clean-env
+.PHONY: help setup lab test browser-deps release stamp images bench bench-grading grade grade-worker report export lint format clean-env
 
 help:
 	@echo "make lab       set up .venv if needed, then open JupyterLab on notebooks/"
@@ -37,6 +41,7 @@ help:
 	@echo "make grade ASSIGNMENT=NN_topic   grade every submission in parallel, write feedback and the report"
 	@echo "make grade-worker SCHEDULER=tcp://HOST:8786   a grading worker (WORKERS processes) for a Dask cluster"
 	@echo "make report ASSIGNMENT=NN_topic  rewrite the class report from the grading records"
+	@echo "make export ASSIGNMENT=NN_topic EXPORT_ARGS=\"--canvas GRADEBOOK.csv\"  grades into a Canvas import (or --csv PATH)"
 	@echo "make bench-grading  nbgrader autograde vs make grade vs make grade on Dask, a simulated class of 24"
 	@echo "make lint      ruff on code and notebooks"
 
@@ -106,7 +111,11 @@ grade-worker: $(READY)
 
 report: $(READY)
 	@test -n "$(ASSIGNMENT)" || { echo "name the assignment: make report ASSIGNMENT=01_linear"; exit 2; }
-	$(BIN)/python -m autograder report $(ASSIGNMENT)
+	$(BIN)/python -m autograder report $(ASSIGNMENT) $(REPORT_ARGS)
+
+export: $(READY)
+	@test -n "$(ASSIGNMENT)" || { echo "name the assignment: make export ASSIGNMENT=01_linear EXPORT_ARGS=..."; exit 2; }
+	$(BIN)/python -m autograder export $(ASSIGNMENT) $(EXPORT_ARGS)
 
 lint: $(READY)
 	$(BIN)/ruff check .

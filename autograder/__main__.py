@@ -7,6 +7,7 @@ bench     print each solutions notebook's execution time (median of several runs
 grade     grade every submission of an assignment in parallel with nbgrader (here, or on a Dask cluster with
           --scheduler), then write the class report
 report    rewrite an assignment's class report from its grading records
+export    the grades into a Canvas gradebook import (--canvas) or a plain CSV of points per exercise (--csv)
 bench-grading  time plain nbgrader autograde, `grade` and `grade --scheduler` on a simulated class
           (make bench-grading; benchmarks/grading.py)
 """
@@ -108,9 +109,62 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     _known_assignments(args.course, args.assignment)
     for name in dict.fromkeys(args.assignment):
-        page = run.write_class_report(Course(args.course), name)
+        try:
+            page = run.write_class_report(Course(args.course), name, args.similarity_threshold)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         if page is not None:
             print(f"class report: {page}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from autograder.engine.record import load_records
+    from autograder.engine.settings import Course
+    from autograder.reporting import lms
+
+    course = Course(args.course)
+    _known_assignments(course.root, [args.assignment])
+    if not args.canvas and not args.csv:
+        raise SystemExit("say what to write: --canvas GRADEBOOK.csv (a Canvas import) and/or --csv PATH")
+    records = load_records(course.records(args.assignment))
+    if not records:
+        raise SystemExit(f"no grading records for {args.assignment}: grade it first (make grade)")
+    grades = lms.grades_from_records(records)
+    if args.csv:
+        released = nbtools.read(course.release(args.assignment))
+        exercises = [
+            cell.metadata["nbgrader"]["grade_id"]
+            for cell in released.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")
+        ]
+        lms.write_points_csv(args.csv, grades, exercises)
+        print(f"points per exercise for {len(grades)} students: {args.csv}")
+    if args.canvas:
+        try:
+            rows, report = lms.fill_canvas(lms.read_canvas(args.canvas), args.assignment, grades, args.match)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        out = args.out or course.reports(args.assignment) / "canvas_import.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lms.write_rows(out, rows)
+        unmatched = out.with_name(out.stem + "_unmatched.csv")
+        lms.write_unmatched(unmatched, report)
+        column = lms.MATCH_COLUMNS[args.match]
+        print(
+            f"Canvas import: {out} (column {report.column!r}, {len(report.matched)} students matched by "
+            f"{column}); import it in Canvas with Grades > Import"
+        )
+        for label, names in (
+            ("graded here but not in the Canvas gradebook", report.not_in_gradebook),
+            ("matching several Canvas rows (left empty)", report.ambiguous),
+            ("in Canvas without a grading record (left empty)", report.not_graded),
+        ):
+            if names:
+                more = f" ... and {len(names) - 20} more" if len(names) > 20 else ""
+                shown = ", ".join(names[:20]) + more
+                print(f"  {len(names)} {label}: {shown}")
+        if report.not_in_gradebook or report.ambiguous or report.not_graded:
+            print(f"  all of them, with the reason: {unmatched}")
 
 
 def cmd_bench_grading(args: argparse.Namespace) -> None:
@@ -144,6 +198,14 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("assignment", nargs="+", help="NN_topic name(s): several share one pool of workers")
         sub.add_argument(
             "--course", type=Path, default=nbtools.ROOT, help="course folder (default: this one)"
+        )
+        sub.add_argument(
+            "--similarity-threshold",
+            type=float,
+            default=None,
+            metavar="SHARE",
+            help="list pairs of submissions whose matching code covers at least this share (0-1) of one "
+            "student's solution cells (default 0.6; see the report's section on similar submissions)",
         )
     grading.add_argument(
         "--jobs",
@@ -184,9 +246,35 @@ def main(argv: list[str] | None = None) -> None:
     bench_grading.add_argument("--keep", action="store_true", help="keep the temporary course folders")
     bench_grading.set_defaults(func=cmd_bench_grading)
     report.set_defaults(func=cmd_report)
+    export = commands.add_parser("export", help="grades into a Canvas gradebook import or a plain CSV")
+    export.add_argument("assignment", help="NN_topic name")
+    export.add_argument("--course", type=Path, default=nbtools.ROOT, help="course folder (default: this one)")
+    export.add_argument(
+        "--canvas",
+        type=Path,
+        metavar="GRADEBOOK.csv",
+        help="a gradebook exported from Canvas (Grades > Export); writes a file for Grades > Import",
+    )
+    export.add_argument(
+        "--match",
+        choices=sorted(("login", "sis", "id")),
+        default="login",
+        help="the Canvas column that holds nbgrader's student ids: SIS Login ID (login, default), "
+        "SIS User ID (sis) or Canvas's own user ID (id)",
+    )
+    export.add_argument(
+        "--out", type=Path, help="the Canvas import file (default autograder/reports/NN/canvas_import.csv)"
+    )
+    export.add_argument(
+        "--csv", type=Path, metavar="PATH", help="write one row per student with the points per exercise"
+    )
+    export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    threshold = getattr(args, "similarity_threshold", None)
+    if threshold is not None and not 0 < threshold <= 1:
+        parser.error(f"--similarity-threshold is a share between 0 and 1 (0.6 is 60%), got {threshold}")
     try:
         args.func(args)
     except nbgrader_cli.NbgraderFailed as error:

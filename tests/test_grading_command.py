@@ -120,6 +120,13 @@ def test_class_report(class_of_four):
     assert "not implemented yet" in page
     for png in ("score_histogram.png", "failures.png"):
         assert (report / png).read_bytes().startswith(b"\x89PNG")
+    # Ada and Dee hand in the same linear_forward and linear_param_count (the instructor's): the similarity
+    # pass lists them, side by side; Ben's untouched stubs match nobody.
+    assert "<h2>Similar submissions</h2>" in page and "<mark>" in page
+    pairs = (report / "similarity.csv").read_text().splitlines()
+    assert pairs[0].startswith("student_a,student_b,matching_tokens,share")
+    assert pairs[1].startswith("ada,dee,") and ",yes," in pairs[1]
+    assert not any("ben" in line.split(",")[:2] for line in pairs[1:])
 
 
 def test_resume_grades_only_what_is_missing(class_of_four):

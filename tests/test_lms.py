@@ -5,6 +5,8 @@ row, read-only total columns, a student in two sections and Canvas's test studen
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,47 @@ def test_points_csv_has_a_column_per_exercise(tmp_path):
     assert rows[0] == ["student", "score", "max_score", "linear_forward", "make_linear"]
     assert rows[1] == ["alovelace", "8.50", "9.00", "4.00", ""]
     assert [row[0] for row in rows[1:]] == sorted(GRADES)
+
+
+def test_export_command_round_trip(tmp_path):
+    """Through `python -m autograder export`: grading records in, a Canvas import, the list of who is
+    missing, and the plain CSV out; a bad gradebook refused with the reason."""
+    from autograder.engine.record import ExerciseScore, Record
+    from tests.helpers import ROOT, make_course, tool_env
+
+    course = make_course(tmp_path, ["01_linear"])
+    records = course / "autograder" / "grading" / "01_linear"
+    for student, score in (("alovelace", 9.0), ("GHOPPER", 4.5), ("kgodel", 3.0)):
+        exercises = {"linear_forward": ExerciseScore(min(score, 4.0), 4.0)}
+        Record("01_linear", student, "graded", score=score, max_score=9.0, exercises=exercises).write(
+            records / f"{student}.json"
+        )
+    Record.failed("01_linear", "aturing", None, "not a notebook").write(records / "aturing.json")
+
+    def export(*args: str):
+        command = [sys.executable, "-m", "autograder", "export", "01_linear", "--course", str(course), *args]
+        return subprocess.run(command, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=300)
+
+    points = tmp_path / "points.csv"
+    done = export("--canvas", str(EXPORT), "--csv", str(points))
+    assert done.returncode == 0, done.stderr
+    out = course / "autograder" / "reports" / "01_linear" / "canvas_import.csv"
+    with out.open(newline="") as handle:
+        by_name = _rows(list(csv.reader(handle)))
+    assert by_name["Lovelace, Ada"][-1] == "9.00" and by_name["Hopper, Grace"][-1] == "4.50"
+    assert by_name["Turing, Alan"][-1] == "0.00"  # a submission that could not be graded counts 0
+    assert by_name["    Points Possible"][-1] == "9.00"
+    assert "1 graded here but not in the Canvas gradebook: kgodel" in done.stdout
+    assert "2 in Canvas without a grading record (left empty): Noether, Emmy, Student, Test" in done.stdout
+    unmatched = (out.parent / "canvas_import_unmatched.csv").read_text().splitlines()
+    assert unmatched[0] == "student,problem" and len(unmatched) == 4 and unmatched[1].startswith("kgodel,")
+    with points.open(newline="") as handle:
+        table = list(csv.reader(handle))
+    exercises = ["linear_forward", "make_linear", "linear_param_count"]
+    assert table[0] == ["student", "score", "max_score", *exercises]
+    assert ["GHOPPER", "4.50", "9.00", "4.00", "", ""] in table
+
+    refused = export("--canvas", str(points))
+    assert refused.returncode == 1 and "not a Canvas gradebook export" in refused.stderr
+    nothing = export()
+    assert nothing.returncode == 1 and "--canvas GRADEBOOK.csv" in nothing.stderr

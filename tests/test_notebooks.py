@@ -5,14 +5,16 @@ import base64
 import copy
 import filecmp
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from autograder.authoring import notebooks as nbtools
 from autograder.authoring.execute import execute
-from tests.helpers import NOTEBOOKS, ROOT, make_course, nbgrader
+from tests.helpers import NOTEBOOKS, ROOT, make_course, nbgrader, tool_env
 
 
 def test_there_are_notebooks():
@@ -190,3 +192,44 @@ def test_ruff_passes_on_code_and_notebooks():
         timeout=300,
     ).stdout
     assert "01_linear.ipynb" in listed, "ruff does not read the notebooks"
+
+
+def _stamp_in_a_copy(tmp_path: Path, pyproject: str, **env: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m autograder stamp 01_linear` in a copy of the course with the given pyproject.toml."""
+    copy = tmp_path / "course"
+    for folder in ("autograder", "solutions", "images"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "pyproject.toml").write_text(pyproject)
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder", "stamp", "01_linear"],
+        cwd=copy,
+        env={**tool_env(), "ALLOW_PLACEHOLDER": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result, copy / "solutions" / "01_linear" / "01_linear.ipynb"
+
+
+def test_stamp_refuses_the_placeholder_repository(tmp_path):
+    """Does `make stamp` refuse to write the placeholder repository into the badges unless
+    ALLOW_PLACEHOLDER=1, stamp it byte for byte as committed when allowed, and stamp a real one?"""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert nbtools.PLACEHOLDER_REPOSITORY in pyproject
+    committed = nbtools.notebook_path("01_linear").read_bytes()
+
+    refused, path = _stamp_in_a_copy(tmp_path / "refused", pyproject)
+    assert refused.returncode != 0 and "placeholder repository" in refused.stderr
+    assert "ALLOW_PLACEHOLDER=1" in refused.stderr and path.read_bytes() == committed
+
+    allowed, path = _stamp_in_a_copy(tmp_path / "allowed", pyproject, ALLOW_PLACEHOLDER="1")
+    assert allowed.returncode == 0, allowed.stderr
+    assert path.read_bytes() == committed
+
+    own = pyproject.replace(nbtools.PLACEHOLDER_REPOSITORY, "a-university/pytorch-course")
+    adopted, path = _stamp_in_a_copy(tmp_path / "adopted", own)
+    assert adopted.returncode == 0, adopted.stderr
+    text = path.read_text()
+    assert "github/a-university/pytorch-course/blob/main/notebooks/01_linear" in text
+    assert "git+https://github.com/a-university/pytorch-course@main" in text
+    assert nbtools.PLACEHOLDER_REPOSITORY not in text

@@ -3,10 +3,16 @@ independent solutions of the same exercises below its default threshold?"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import nbformat
 import pytest
 
 from autograder.authoring import notebooks as nbtools
+from autograder.engine.record import Record
 from autograder.reporting import similarity
+from tests.helpers import ROOT, make_course, student_notebook, tool_env
 
 # A class of four students who solved 01_linear independently, each in their own style, and two who copied:
 # one renamed every variable and added comments, the other handed in Ben's cells as they were.
@@ -188,9 +194,46 @@ def test_threshold_must_be_a_share(pairs):
 def test_csv_lists_pairs_most_matching_first(pairs, tmp_path):
     """Does similarity.csv hold one row per pair, in rank order, with the exercises involved?"""
     path = tmp_path / "similarity.csv"
-    similarity.write_csv(path, pairs)
+    similarity.write_csv(path, pairs, similarity.flagged(pairs))
     lines = path.read_text().splitlines()
-    assert lines[0] == "student_a,student_b,matching_tokens,share,share_a,share_b,exercises"
+    assert lines[0] == "student_a,student_b,matching_tokens,share,share_a,share_b,listed,exercises"
     assert len(lines) == len(pairs) + 1
     first = lines[1].split(",")
     assert (first[0], first[1]) == (pairs[0].a, pairs[0].b) and first[-1].split() == pairs[0].exercises
+    assert [line.split(",")[6] for line in lines[1:]].count("yes") == 2
+
+
+def test_report_command_lists_the_copied_pairs(tmp_path):
+    """Through `python -m autograder report` on a graded class: does the report show the copied pairs first,
+    side by side, and write similarity.csv, with the threshold taken from the command line?"""
+    course = make_course(tmp_path, ["01_linear"])
+    for student, answers in CLASS.items():
+        Record("01_linear", student, "graded", score=9, max_score=9).write(
+            course / "autograder" / "grading" / "01_linear" / f"{student}.json"
+        )
+        folder = course / "autograder" / "autograded" / student / "01_linear"
+        folder.mkdir(parents=True)
+        nbformat.write(student_notebook("01_linear", answers), folder / "01_linear.ipynb")
+
+    def report(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "autograder", "report", "01_linear", "--course", str(course), *args]
+        return subprocess.run(command, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=300)
+
+    done = report()
+    assert done.returncode == 0, done.stderr
+    assert "similar submissions: 2 pair(s) listed" in done.stdout
+    out = course / "autograder" / "reports" / "01_linear"
+    page = (out / "index.html").read_text()
+    start = page.index("<h2>Similar submissions</h2>")
+    section = page[start : page.index("<h2>", start + 1)]
+    assert "ana-copy" in section and "ben-copy" in section
+    assert "cleo" not in section and "<td>dev</td>" not in section  # independent: not listed
+    assert section.count('<div class="side">') == 6  # two pairs, three exercises each
+    rows = (out / "similarity.csv").read_text().splitlines()[1:]
+    assert {tuple(row.split(",")[:2]) for row in rows[:2]} == COPIED
+    assert all(row.split(",")[6] == "no" for row in rows[2:])
+
+    strict = report("--similarity-threshold", "1.0")
+    assert strict.returncode == 0 and "similar submissions: 2 pair(s) listed" in strict.stdout
+    refused = report("--similarity-threshold", "60")
+    assert refused.returncode == 2 and "between 0 and 1" in refused.stderr

@@ -8,6 +8,7 @@ and torchsummary from the repository (without touching Colab's torch) and in Jup
 from __future__ import annotations
 
 import base64
+import os
 import re
 from pathlib import Path
 
@@ -115,8 +116,22 @@ def stamp(nb: nbformat.NotebookNode, name: str) -> None:
     nb.cells = [badge, setup, *cells]
 
 
+#: The repository the course ships with. A course adopted from it must name its own, or the badges and the
+#: Colab setup cell would send its students to a repository that is not theirs.
+PLACEHOLDER_REPOSITORY = "pytorch-builders/torch-model-building-course"
+
+
 def stamp_files(names: list[str]) -> None:
-    """`make stamp`: write the badge and setup cell into the named solutions notebooks, and clean them."""
+    """`make stamp`: write the badge and setup cell into the named solutions notebooks, and clean them.
+    Refuses to stamp the placeholder repository unless ALLOW_PLACEHOLDER=1 is set."""
+    repository = settings()["repository"]
+    if repository == PLACEHOLDER_REPOSITORY and os.environ.get("ALLOW_PLACEHOLDER") != "1":
+        raise SystemExit(
+            f"pyproject.toml still names the placeholder repository {repository!r} under [tool.course]: "
+            "set repository = \"OWNER/NAME\" to the GitHub repository your students will open (see the top "
+            "of the README's instructor part), then run `make stamp release` again; to stamp the "
+            "placeholder anyway (the course's own tests do), run with ALLOW_PLACEHOLDER=1"
+        )
     for name in names:
         path = notebook_path(name)
         nb = read(path)

@@ -341,8 +341,24 @@ def summary(result: Result) -> str:
     return "\n".join(lines)
 
 
-def write_class_report(course: Course, assignment: str) -> Path | None:
-    """Rewrite autograder/reports/NN/ (grades.csv, figures, index.html) from all the assignment's records."""
+def similarity_pass(course: Course, assignment: str, records: list, threshold: float | None = None):
+    """Compare the graded submissions' solution cells (their autograded copies) in pairs."""
+    from autograder.reporting import similarity
+
+    notebooks = {
+        record.student: course.folder("autograded") / record.student / assignment / f"{assignment}.ipynb"
+        for record in records
+        if record.graded
+    }
+    chosen = similarity.DEFAULT_THRESHOLD if threshold is None else threshold
+    return similarity.find(notebooks, course.release(assignment), chosen)
+
+
+def write_class_report(
+    course: Course, assignment: str, similarity_threshold: float | None = None
+) -> Path | None:
+    """Rewrite autograder/reports/NN/ (grades.csv, similarity.csv, figures, index.html) from all the
+    assignment's records and their autograded notebooks."""
     from autograder.engine.record import load_records
     from autograder.reporting import report
 
@@ -350,4 +366,11 @@ def write_class_report(course: Course, assignment: str) -> Path | None:
     if not folder.is_dir():
         print(f"no grading records for {assignment} in {folder}: grade it first")
         return None
-    return report.write_report(assignment, load_records(folder), course.reports(assignment))
+    records = load_records(folder)
+    findings = similarity_pass(course, assignment, records, similarity_threshold)
+    listed = len(findings.listed)
+    print(
+        f"similar submissions: {listed} pair(s) listed of {len(findings.pairs)} sharing code "
+        f"({findings.students} compared in {findings.seconds:.2f} s)"
+    )
+    return report.write_report(assignment, records, course.reports(assignment), similarity=findings)

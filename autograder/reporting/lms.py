@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +26,11 @@ __all__ = [
     "Grade",
     "MATCH_COLUMNS",
     "fill_canvas",
+    "grades_from_records",
     "read_canvas",
     "write_points_csv",
     "write_rows",
+    "write_unmatched",
 ]
 
 #: Which Canvas column holds the student id nbgrader uses, by --match.
@@ -162,6 +164,35 @@ def fill_canvas(
             report.not_graded.append(row[name_at])
         out.append([row[i] for i in keep] + [_points(grade.score) if grade else ""])
     return out, report
+
+
+def grades_from_records(records: Iterable) -> dict[str, Grade]:
+    """``{student: Grade}`` from grading records (the latest of a student's, by graded_at); a submission
+    that could not be graded counts 0 points, as in the class report."""
+    latest: dict[str, object] = {}
+    for record in records:
+        known = latest.get(record.student)
+        if known is None or str(record.graded_at or "") >= str(known.graded_at or ""):
+            latest[record.student] = record
+    top = max((record.max_score for record in latest.values()), default=0.0)
+    return {
+        student: Grade(
+            student,
+            float(record.score or 0.0),
+            float(record.max_score or top),
+            record.exercise_scores(),
+        )
+        for student, record in sorted(latest.items())
+    }
+
+
+def write_unmatched(path: Path, report: CanvasExport) -> None:
+    """The students the import leaves out or blank, with why: a file to work through, not a warning."""
+    rows = [["student", "problem"]]
+    rows += [[s, "graded here, but no Canvas row has this id"] for s in report.not_in_gradebook]
+    rows += [[s, "this id matches several Canvas rows: none was filled"] for s in report.ambiguous]
+    rows += [[s, "in Canvas, but no grading record: cell left empty"] for s in report.not_graded]
+    write_rows(path, rows)
 
 
 def write_rows(path: Path, rows: list[list[str]]) -> None:

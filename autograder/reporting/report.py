@@ -3,7 +3,9 @@
 ``write_report`` writes into one folder: ``grades.csv`` (one row per student), ``score_histogram.png``,
 ``failures.png`` and ``index.html``. The page inlines both figures as base64 data URIs, so ``index.html``
 alone can be mailed or attached; the PNG files are written next to it for slides and reuse.
-Failure messages are grouped with ``failure_key`` so that one misconception shows up as one line.
+Failure messages are grouped with ``failure_key`` so that one misconception shows up as one line. Given the
+similarity pass's findings (autograder/reporting/similarity.py), it adds the similar submissions, side by
+side, and ``similarity.csv``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autograder.engine.record import CellRecord, Record
 from course_lib.protocol import NOT_IMPLEMENTED, likely_mistake
+
+if TYPE_CHECKING:  # the similarity pass loads its fingerprinting library only when it runs
+    from autograder.reporting.similarity import Findings
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +306,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .muted { color: #666; } .empty { font-size: 1.2em; padding: 1em; background: #fff4e5; border-radius: 6px; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; } img { max-width: 100%; border: 1px solid #eee; }
 code { background: #f3f3f3; padding: 0 0.2em; }
+.side { display: grid; grid-template-columns: 1fr 1fr; gap: 0.8em; margin: 0.4em 0 1em; }
+.side pre { margin: 0; padding: 0.5em; background: #fafafa; border: 1px solid #eee; overflow-x: auto;
+            font-size: 0.85em; } mark { background: #ffe08a; }
+details { margin: 0.3em 0; } summary { cursor: pointer; }
 """
 
 
@@ -523,8 +532,54 @@ def _timings_section(rows: list[_Row]) -> str:
 
 
 # -- entry point -------------------------------------------------------------------------------------------
-def write_report(assignment: str, records: list[Record], out_dir: Path) -> Path:
-    """Write grades.csv, both figures and index.html for ``assignment`` in ``out_dir``; return index.html."""
+def _similarity_section(findings: Findings | None) -> str:
+    if findings is None:
+        return ""
+    parts = [
+        "<h2>Similar submissions</h2>",
+        f'<p class="muted">The students&rsquo; solution cells, compared in pairs exercise by exercise '
+        f"({findings.students} submissions, {_fmt(findings.seconds, 2)} s). Names do not matter (a renamed "
+        "variable still matches) and the released notebook&rsquo;s own code (stubs, examples, tests) never "
+        "counts. Correct solutions to tiny exercises look alike by necessity, so pairs are ranked by the "
+        "amount of matching code, in tokens, and a pair is listed only when at least "
+        f"{findings.min_tokens} tokens match and they cover at least {findings.threshold:.0%} of one "
+        "student&rsquo;s code (<code>--similarity-threshold</code>). A listed pair is a place to look, not a "
+        'verdict. Every pair that shares code: <a href="similarity.csv">similarity.csv</a>.</p>',
+    ]
+    if not findings.listed:
+        parts.append("<p>No pair of submissions reaches the threshold.</p>")
+        return "".join(parts)
+    rows = [
+        [
+            str(rank),
+            _e(pair.a),
+            _e(pair.b),
+            str(pair.tokens),
+            f"{pair.share:.0%} ({pair.share_a:.0%} / {pair.share_b:.0%})",
+            ", ".join(f"<code>{_e(name)}</code>" for name in pair.exercises),
+        ]
+        for rank, pair in enumerate(findings.listed, 1)
+    ]
+    header = ["#", "student", "student", "matching tokens", "share (of each)", "exercises"]
+    parts.append(_table(header, rows, numeric={0, 3}))
+    for rank, pair in enumerate(findings.listed, 1):
+        views = "".join(
+            f"<p><code>{_e(match.exercise)}</code>: {match.tokens} tokens</p>"
+            f'<div class="side"><pre>{match.html_a}</pre><pre>{match.html_b}</pre></div>'
+            for match in pair.matches
+        )
+        parts.append(
+            f"<details><summary>#{rank}: {_e(pair.a)} and {_e(pair.b)}, side by side "
+            f"(matching code marked)</summary>{views}</details>"
+        )
+    return "".join(parts)
+
+
+def write_report(
+    assignment: str, records: list[Record], out_dir: Path, similarity: Findings | None = None
+) -> Path:
+    """Write grades.csv, both figures and index.html for ``assignment`` in ``out_dir`` (with the similar
+    submissions and similarity.csv when given the similarity pass's findings); return index.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -532,6 +587,10 @@ def write_report(assignment: str, records: list[Record], out_dir: Path) -> Path:
     rows = _rows(assignment, list(records))
     names = _exercise_order(rows)
     _write_csv(out_dir / "grades.csv", rows, names)
+    if similarity is not None:
+        from autograder.reporting.similarity import write_csv
+
+        write_csv(out_dir / "similarity.csv", similarity.pairs, similarity.listed)
     if not rows:
         for name in FIGURES:  # figures of an earlier run would no longer match this report
             (out_dir / name).unlink(missing_ok=True)
@@ -552,6 +611,7 @@ def write_report(assignment: str, records: list[Record], out_dir: Path) -> Path:
             _messages_section(ordered, _other_failures(rows)),
             _problems_section(rows),
             _flags_section(rows),
+            _similarity_section(similarity),
             _timings_section(rows),
             '<p class="muted">Per-student scores: <a href="grades.csv">grades.csv</a>.</p>',
         ]

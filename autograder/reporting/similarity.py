@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,10 +30,12 @@ from copydetect.utils import highlight_overlap
 __all__ = [
     "DEFAULT_MIN_TOKENS",
     "DEFAULT_THRESHOLD",
+    "Findings",
     "Match",
     "Pair",
     "boilerplate_of",
     "compare",
+    "find",
     "flagged",
     "solution_cells",
     "write_csv",
@@ -170,13 +174,14 @@ def flagged(
     return [pair for pair in pairs if pair.share >= threshold and pair.tokens >= min_tokens]
 
 
-def write_csv(path: Path, pairs: Iterable[Pair]) -> None:
-    """similarity.csv: one row per pair, most matching code first."""
+def write_csv(path: Path, pairs: Iterable[Pair], listed: Iterable[Pair] = ()) -> None:
+    """similarity.csv: one row per pair that shares code, most matching code first, and whether the
+    report lists it (both thresholds reached)."""
+    shown = {(pair.a, pair.b) for pair in listed}
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            ["student_a", "student_b", "matching_tokens", "share", "share_a", "share_b", "exercises"]
-        )
+        header = ["student_a", "student_b", "matching_tokens", "share", "share_a", "share_b", "listed"]
+        writer.writerow([*header, "exercises"])
         for pair in pairs:
             writer.writerow(
                 [
@@ -186,6 +191,50 @@ def write_csv(path: Path, pairs: Iterable[Pair]) -> None:
                     f"{pair.share:.3f}",
                     f"{pair.share_a:.3f}",
                     f"{pair.share_b:.3f}",
+                    "yes" if (pair.a, pair.b) in shown else "no",
                     " ".join(pair.exercises),
                 ]
             )
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The similarity pass over one assignment: every pair sharing code, those listed, and the settings."""
+
+    pairs: list[Pair]
+    listed: list[Pair]
+    students: int
+    threshold: float
+    min_tokens: int
+    seconds: float
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def find(
+    notebooks: Mapping[str, Path],
+    release: Path,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_tokens: int = DEFAULT_MIN_TOKENS,
+) -> Findings:
+    """Compare the solution cells of ``{student: notebook path}`` (the autograded copies) with the released
+    notebook's code as boilerplate; notebooks that cannot be read are left out."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"the similarity threshold is a share between 0 and 1, got {threshold}")
+    started = time.perf_counter()
+    released = _read(Path(release))
+    if released is None:
+        raise ValueError(f"cannot read the released notebook {release}: run `make release` first")
+    students = {}
+    for student, path in notebooks.items():
+        nb = _read(Path(path))
+        if nb is not None:
+            students[student] = solution_cells(nb)
+    pairs = compare(students, boilerplate_of(released))
+    listed = flagged(pairs, threshold, min_tokens)
+    return Findings(pairs, listed, len(students), threshold, min_tokens, time.perf_counter() - started)
