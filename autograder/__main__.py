@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except nbgrader_cli.NbgraderFailed as error:
         raise SystemExit(str(error)) from None
+    except KeyboardInterrupt as error:  # a grading run says what it kept (autograder.engine.run.Interrupted)
+        print(str(error) or "interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

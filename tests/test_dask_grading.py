@@ -1,8 +1,9 @@
 """Does grading on a Dask cluster (`python -m autograder grade NN --scheduler ...`) give every cell the score
 the local pool gives, with the same records, feedback and report, keep every submission graded exactly once
 when the client is killed -9 and when a worker is killed -9 in the middle of a submission, and refuse workers
-whose course differs? A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, on free ports,
-started as `make grade-worker` starts them and always stopped (benchmarks/cluster.py)."""
+whose course differs? Does SIGTERM (a batch system stopping a job) stop the client as Ctrl-C does? A real
+`dask scheduler` and two `dask worker` processes on 127.0.0.1, on free ports, started as `make grade-worker`
+starts them and always stopped (benchmarks/cluster.py)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,13 @@ NAME = "01_linear"
 
 
 def _class(course: Path) -> list[str]:
-    """Five students: correct, two with one mistake each, untouched, and one with a syntax error."""
+    """Seven students: three correct, two with one mistake each, untouched, and one with a syntax error."""
     mistakes = catalogue.load(NAME).MISTAKES
     wrong = [next(m for m in mistakes if m.exercise == ex) for ex in ("linear_forward", "make_linear")]
     students = {
         "c1": student_notebook(NAME, {}),
+        "c2": student_notebook(NAME, {}),
+        "c3": student_notebook(NAME, {}),
         "m1": student_notebook(NAME, {wrong[0].exercise: wrong[0].source}),
         "m2": student_notebook(NAME, {wrong[1].exercise: wrong[1].source}),
         "u1": nbtools.read(nbtools.notebook_path(NAME, nbtools.RELEASE)),
@@ -131,7 +134,8 @@ def _first_grading(cluster: LocalCluster, run: subprocess.Popen, seconds: float 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """The same class graded by the local pool (--jobs 2) and through a two-worker Dask cluster, where the
-    first Dask run is killed -9 once a submission is in, and the rerun has a worker killed -9 mid-task."""
+    first Dask run is killed -9 once a submission is in, the second gets SIGTERM once one more is in, and the
+    third has a worker killed -9 mid-task."""
     tmp = tmp_path_factory.mktemp("dask")
     courses = {}
     for label in ("local", "dask"):
@@ -154,6 +158,18 @@ def graded(tmp_path_factory):
         # The workers finish what they had started for the dead client, then sit idle.
         _wait(lambda: not _kernels(cluster.worker_pids()), 300, "the killed client's tasks to end", steady=3)
 
+        # SIGTERM to the client alone (`kill PID`, a batch system's time limit) once one more is merged.
+        stopped = subprocess.Popen(
+            _command(course, cluster.address), cwd=ROOT, env=tool_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        merged = lambda: len(list(records.glob("*.json"))) > len(kept)  # noqa: E731
+        _wait(lambda: merged() or stopped.poll() is not None, 600, "one more record")
+        stopped.terminate()
+        _, terminated = stopped.communicate(timeout=60)
+        terminated = (stopped.returncode, terminated, sorted(p.stem for p in records.glob("*.json")))
+        _wait(lambda: not _kernels(cluster.worker_pids()), 300, "the stopped client's tasks to end", steady=3)
+
         rerun = subprocess.Popen(
             _command(course, cluster.address), cwd=ROOT, env=tool_env(),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -165,12 +181,12 @@ def graded(tmp_path_factory):
         assert rerun.returncode == 0, out + err
         _wait(lambda: not any(Path(f"/proc/{p}").exists() for p in launchers), 30, "its kernel to die")
     local = grade_cli(courses["local"], NAME, "--jobs", "2")
-    return courses, students, kept, out, local.stdout, (worker, victim)
+    return courses, students, terminated[2], out, local.stdout, (worker, victim), (kept, terminated)
 
 
 def test_dask_grades_each_cell_as_the_local_pool(graded):
     """Does every student get, through Dask, exactly the gradebook scores the local pool gives, once each?"""
-    courses, students, _, _, _, _ = graded
+    courses, students, *_ = graded
     dask, local = _scores(courses["dask"]), _scores(courses["local"])
     assert sorted(dask) == students and dask == local
     assert any(score for score, _ in dask["c1"].values())
@@ -179,7 +195,7 @@ def test_dask_grades_each_cell_as_the_local_pool(graded):
 
 def test_records_feedback_and_report_match_the_local_pool(graded):
     """Are the records' scores and messages, the feedback pages and the class report's grades the same?"""
-    courses, students, _, _, _, _ = graded
+    courses, students, *_ = graded
 
     def essence(record: dict) -> tuple:
         cells = [(c["index"], c["status"], c["score"], c["error"]) for c in record["cells"]]
@@ -212,13 +228,26 @@ def test_records_feedback_and_report_match_the_local_pool(graded):
 def test_killed_client_and_worker_lose_nothing(graded):
     """After the client's kill -9, does the rerun grade only what had no record, and does the submission whose
     worker was killed -9 mid-task get graded by another worker, once?"""
-    courses, students, kept, out, _, (worker, victim) = graded
+    courses, students, kept, out, _, (worker, victim), _ = graded
     assert kept and len(kept) < len(students)
     assert f"{len(students) - len(kept)} to grade, {len(kept)} already graded" in out, out
     assert f"graded {len(students) - len(kept)} of {len(students) - len(kept)} submission(s)" in out, out
     record = _records(courses["dask"])[victim]
     assert record["status"] == "graded" and f"(pid {worker})" not in record["worker"], record["worker"]
     assert not (courses["dask"] / "autograder" / ".work").exists()
+
+
+def test_sigterm_stops_the_client_and_the_next_run_resumes(graded):
+    """Did SIGTERM stop the client at once with one line saying what it kept, was every submission it merged
+    kept, and did the next run grade only the others?"""
+    _, students, resumed_from, out, _, _, (killed, (status, err, kept)) = graded
+    assert status == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [
+        f"interrupted: {len(kept) - len(killed)} of {len(students) - len(killed)} submission(s) graded and "
+        f"kept, {len(students) - len(kept)} not graded. Run the command again to grade the rest."
+    ], err
+    assert set(killed) < set(kept) == set(resumed_from) < set(students)
+    assert f"{len(students) - len(kept)} to grade, {len(kept)} already graded" in out, out
 
 
 def test_workers_with_another_course_are_refused(tmp_path):

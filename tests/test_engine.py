@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import threading
 from pathlib import Path
 
 import nbformat
@@ -28,7 +30,7 @@ from autograder.engine.record import (
     Timings,
     load_records,
 )
-from autograder.engine.run import is_done
+from autograder.engine.run import Interrupted, _sigterm_interrupts, is_done
 from autograder.engine.settings import Course, Options, Settings
 from autograder.engine.task import Outcome, Task
 from autograder.kernel.caps import CellRun, ExecutionReport, evidence_problem
@@ -486,3 +488,30 @@ def test_a_cluster_is_named_by_its_scheduler():
 
     assert scheduler_address("tcp://h:8786") == "tcp://h:8786"
     assert scheduler_address(Cluster()) == "tls://10.0.0.1:8786"
+
+
+# ------------------------------------------------------------------------------------------ interruptions
+def test_sigterm_stops_a_run_as_ctrl_c_does():
+    """Within a run, does SIGTERM raise KeyboardInterrupt (what Ctrl-C raises), and is the previous handler
+    back afterwards? Is the run's own interruption a KeyboardInterrupt that says what it kept?"""
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _sigterm_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()  # not reached: the handler raises as soon as the signal arrives
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert issubclass(Interrupted, KeyboardInterrupt)
+
+
+def test_sigterm_is_left_alone_off_the_main_thread():
+    """Run from another thread (a notebook's or a service's), does the run leave SIGTERM's handler as it is
+    (only the main thread may set one)?"""
+    previous, seen = signal.getsignal(signal.SIGTERM), []
+
+    def inside() -> None:
+        with _sigterm_interrupts():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=inside)
+    thread.start()
+    thread.join()
+    assert seen == [previous]

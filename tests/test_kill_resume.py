@@ -17,7 +17,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder.authoring import notebooks as nbtools
-from benchmarks.simulate import student_notebook, submit
+from benchmarks.simulate import solution_sources, student_notebook, submit
 from tests import catalogue
 from tests.helpers import ROOT, grade_cli, make_course, nbgrader, tool_env
 
@@ -148,3 +148,58 @@ def test_kill_nine_then_resume(tmp_path):
     grade_cli(course, NAME, "--jobs", "2", "--force")
     assert _scores(course) == scores
     assert {p.stem: json.loads(p.read_text())["exercises"] for p in records.glob("*.json")} == recorded
+
+
+def test_ctrl_c_stops_the_run_at_once_and_keeps_what_was_graded(tmp_path):
+    """Ctrl-C in the terminal (SIGINT to the whole process group) while a submission would take minutes:
+    does the run stop within seconds with one clear line and no traceback, keep the submissions it had
+    merged, leave no process behind, and does the next run grade the rest?"""
+    course = make_course(tmp_path, [NAME])
+    nbgrader(course, "generate_assignment", NAME, "--force")
+    slow = "import time\n\ntime.sleep(300)\n" + solution_sources(NAME)["make_linear"]
+    students = {"c1": {}, "c2": {}, "c3": {}, "z_slow": {"make_linear": slow}}  # the slow one sorts last
+    for student, replacements in students.items():
+        submit(course, student, NAME, student_notebook(NAME, replacements))
+    records = course / "autograder" / "grading" / NAME
+    run = subprocess.Popen(
+        _command(course, "--jobs", "2"), cwd=ROOT, env=tool_env(), start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not (records / "z_slow.json").exists() and _grading(course, "z_slow") is None:
+        assert run.poll() is None and time.monotonic() < deadline, "the slow submission was never started"
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)  # the slow submission alone would take 300 s
+    kept = sorted(p.stem for p in records.glob("*.json"))
+    assert run.returncode == 130, out + err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        f"interrupted: {len(kept)} of 4 submission(s) graded and kept, {4 - len(kept)} not graded. "
+        "Run the command again to grade the rest."
+    ], err
+    assert "z_slow" not in kept
+    deadline = time.monotonic() + 30
+    while _processes_of(course) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_of(course), f"processes left after Ctrl-C: {_processes_of(course)}"
+
+    rerun = grade_cli(course, NAME, "--jobs", "2", "--wall", "20")
+    assert f"{4 - len(kept)} to grade, {len(kept)} already graded" in rerun.stdout, rerun.stdout
+    assert sorted(p.stem for p in records.glob("*.json")) == sorted(students)
+    assert json.loads((records / "z_slow.json").read_text())["capped"] is not None
+    assert set(_scores(course)) == set(students)
+
+
+def _grading(course: Path, student: str) -> int | None:
+    """The pid of a kernel launcher grading ``student``'s submission to the course right now, or None (its
+    working folder is the course's .work/.../autograded/STUDENT/NN)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or b"launch.py" not in (entry / "cmdline").read_bytes():
+                continue
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd.is_relative_to(course) and cwd.parent.name == student:
+            return int(entry.name)
+    return None

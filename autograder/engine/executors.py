@@ -15,6 +15,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,20 @@ _GRADER: Any = None  # the Grader of this pool process (set up by its first task
 
 
 def _pool_start() -> None:
-    """Pool initializer: die with the main process, and load nbgrader while the main process prepares the
-    gradebook (it takes seconds)."""
+    """Pool initializer: die with the main process, leave Ctrl-C to it, and load nbgrader while the main
+    process prepares the gradebook (it takes seconds)."""
     from autograder.engine.worker import die_with_parent, warm_up
 
     die_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group: the main process stops the run and these
+    # processes with it. A handler rather than SIG_IGN, so that the processes started from here (kernels)
+    # get the default action back.
+    signal.signal(signal.SIGINT, _leave_to_the_main_process)
     warm_up()
+
+
+def _leave_to_the_main_process(signum: int, frame: Any) -> None:
+    """SIGINT in a pool process: nothing to do (see ``_pool_start``)."""
 
 
 def _pool_grade(course_root: str, work: str, spec: RunSpec, task: Task) -> Outcome:
@@ -109,8 +118,13 @@ class LocalPool:
                 found.append((task, error))
         return found
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, stop: bool = False) -> None:
+        """Wait for the pool's processes to end; ``stop``: kill them first, with the submissions they are
+        grading (their kernels die with them), as after Ctrl-C."""
+        if stop:
+            for process in list(self.pool._processes.values()):  # no public way before Python 3.14
+                process.kill()
+        self.pool.shutdown(wait=not stop, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------ Dask cluster
@@ -220,7 +234,9 @@ class DaskCluster:
             found.append((task, _explain(error)))
         return found
 
-    def close(self) -> None:
+    def close(self, stop: bool = False) -> None:
+        """Cancel what is still pending. A task that a worker has begun runs to its end there (Dask does not
+        interrupt a running task); its result is dropped, and the next run grades that submission."""
         try:
             if self.futures:
                 self.client.cancel(list(self.futures), force=True)

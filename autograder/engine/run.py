@@ -18,7 +18,9 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -138,6 +140,28 @@ def lock(course: Course, assignment: str) -> Any:
     return handle
 
 
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped (Ctrl-C, or SIGTERM as a batch system sends it at a job's time limit): the
+    submissions merged so far are kept, the others have no record and are graded by the next run."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Any:
+    """Within, SIGTERM stops the run as Ctrl-C does (only the main thread can handle signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @dataclasses.dataclass
 class Result:
     """What a run did: the records it wrote, its seconds in all, and those the client spent merging."""
@@ -151,14 +175,16 @@ def grade(
     settings: Settings, force: bool = False, students: list[str] | None = None, progress: bool = True
 ) -> Result:
     """Grade the submissions of the run's assignments in one pool of workers; return the records of this
-    run (submissions already graded are skipped unless ``force``)."""
+    run (submissions already graded are skipped unless ``force``). Ctrl-C or SIGTERM raise ``Interrupted``
+    once the workers are stopped."""
     started = time.perf_counter()
     locks = []
     result = Result([])
     try:
         for assignment in settings.assignments:
             locks.append(lock(settings.course, assignment))
-        _grade(settings, force, students, progress, result)
+        with _sigterm_interrupts():
+            _grade(settings, force, students, progress, result)
     finally:
         for handle in locks:
             handle.close()
@@ -228,6 +254,7 @@ def _grade(
     total = len(todo)
     failed = capped = 0
     bar = merger = executor = None
+    stopped = False
     try:
         settings.work.mkdir(parents=True, exist_ok=True)
         if settings.scheduler is not None:
@@ -284,6 +311,12 @@ def _grade(
             f"{error}: {total - len(records)} submission(s) not graded; the {len(records)} graded are kept. "
             "Run the command again to grade the rest."
         ) from None
+    except KeyboardInterrupt:
+        stopped = True
+        raise Interrupted(
+            f"interrupted: {len(records)} of {total} submission(s) graded and kept, {total - len(records)} "
+            "not graded. Run the command again to grade the rest."
+        ) from None
     finally:
         if bar is not None:
             bar.close()
@@ -291,7 +324,7 @@ def _grade(
             result.merge_seconds = merger.seconds
             merger.close()
         if executor is not None:
-            executor.close()
+            executor.close(stop=stopped)
         shutil.rmtree(settings.work, ignore_errors=True)
         with contextlib.suppress(OSError):
             course.work.rmdir()  # .work/ itself, unless another run is going on
