@@ -224,7 +224,7 @@ def make_lab(course: Path, timeout: float = 120) -> Iterator[Lab]:
     """Start `make lab` in ``course`` on a free port without a browser, wait until it answers, and stop it
     (with its kernels) afterwards."""
     port = _free_port()
-    # As tests/test_lab_and_install.py starts it: no browser of its own, a free port, a known token.
+    # As tests/test_lab.py starts it: no browser of its own, a free port, a known token.
     lab_args = f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={TOKEN} "
     lab_args += "--ServerApp.port_retries=0"
     env = tool_env()

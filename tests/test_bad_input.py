@@ -415,7 +415,7 @@ def test_lost_or_mangled_metadata(tmp_path):
 
 def test_edited_test_cell_is_left_to_nbgrader(tmp_path):
     """Is a test cell whose source was edited left as submitted? nbgrader puts the released source back
-    (and autograder/scan.py flags the edit)."""
+    (and autograder/intake/scan.py flags the edit)."""
     nb = _correct()
     nb.cells[_at(nb, "test_make_linear")].source = "pass  # no tests for me"
     data = _bytes(nb)

@@ -1,8 +1,8 @@
 """Does student feedback hide the hidden tests, and does the whole nbgrader round trip work on one machine?
 
 - test_preprocessor_hides_blocks_and_scrubs_outputs: in-process, on every solutions notebook with made-up
-  outputs, the feedback preprocessor (autograder/feedback.py) hides each hidden block, keeps each error's
-  message but not its traceback, and scrubs only the output lines that quote hidden source.
+  outputs, the feedback preprocessor (autograder/reporting/feedback.py) hides each hidden block, keeps each
+  error's message but not its traceback, and scrubs only the output lines that quote hidden source.
 - test_feedback_hides_hidden_tests: real ``nbgrader generate_assignment``, ``autograde`` and
   ``generate_feedback`` in a temporary course grade a correct student and one with a known mistake; the
   feedback HTML shows the scores, the visible tests and the check's message, and no line of any hidden test
