@@ -40,8 +40,9 @@ def summary(
     """Print torchsummary's table for ``model`` on the device its parameters are on (or ``device``)
     and return the totals. ``input_size`` excludes the batch dimension, as in torchsummary.
 
-    torchsummary runs only on "cpu" and "cuda"; a model on any other device (MPS, say) is summarised
-    through a CPU copy, and the model itself is never moved.
+    torchsummary runs a forward pass, in whatever mode the model is in, and only on "cpu" and "cuda". This
+    one summarises an eval-mode copy (on the CPU for any other device, MPS say), so the model itself is left
+    as it was: not moved, its mode kept, its batch-norm running statistics not updated.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary() needs an nn.Module, got {type(model).__name__}")
@@ -54,11 +55,12 @@ def summary(
             f"the model's parameters are on {model_device} but device={target} was asked for: "
             f"move the model with model.to({str(target)!r}) or leave device out"
         )
+    probe = copy.deepcopy(model).eval()  # layers shared within the model stay shared in the copy
     if target.type not in ("cpu", "cuda"):
-        model, target = copy.deepcopy(model).cpu(), torch.device("cpu")
+        probe, target = probe.cpu(), torch.device("cpu")
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        torchsummary.summary(model, input_size, batch_size=batch_size, device=target.type)
+        torchsummary.summary(probe, input_size, batch_size=batch_size, device=target.type)
     text = buffer.getvalue()
     print(text, end="")
     return SummaryTotals(_read_total(text, "Total params"), _read_total(text, "Trainable params"))

@@ -1,6 +1,7 @@
 """Does course_lib's torchsummary wrapper run on a CPU-only machine and on every device?"""
 
 import pytest
+import torch
 from torch import nn
 
 from course_lib.devices import available_devices
@@ -34,6 +35,22 @@ def test_frozen_parameters_are_not_trainable(capsys):
     model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
     model[0].requires_grad_(False)
     assert summary(model, (4,)) == (49, 9)
+
+
+@pytest.mark.parametrize("device", available_devices(), ids=str)
+def test_the_model_is_left_as_it_was(device, capsys):
+    """torchsummary's forward runs in the model's mode (a training-mode one updates batch norm's running
+    statistics): does summary() leave the model's statistics, its modes (mixed ones too), its device and its
+    lazy layers as they were, while the totals count the materialised layers?"""
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(), nn.LazyLinear(1)).to(device)
+    model[2].eval()
+    before = {name: value.clone() for name, value in model[1].state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    assert summary(model, (4,)).total_params == 40 + 16 + 9
+    assert all(torch.equal(value, before[name]) for name, value in model[1].state_dict().items())
+    assert [m.training for m in model.modules()] == modes == [True, True, True, False, True]
+    assert isinstance(model[3].weight, nn.parameter.UninitializedParameter)
+    assert model[0].weight.device.type == torch.device(device).type
 
 
 def test_device_mismatch_is_explained():
