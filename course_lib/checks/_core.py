@@ -30,7 +30,7 @@ from course_lib import protocol
 from course_lib.checks._integrity import ORIGINALS, protect_module, tampered
 from course_lib.devices import available_devices
 
-__all__ = ["CheckFailure", "Exercise", "describe", "dtype_on", "seeded", "tolerances"]
+__all__ = ["CheckFailure", "Exercise", "Scale", "describe", "dtype_on", "seeded", "tolerances"]
 
 _assert_close = ORIGINALS["assert_close"]
 _type = ORIGINALS["type"]
@@ -286,6 +286,16 @@ class Exercise:
             return False
         return True
 
+    def first_match(
+        self, actual: torch.Tensor, candidates: Iterable[tuple[str, torch.Tensor, str]]
+    ) -> tuple[str, str] | None:
+        """``(mistake, fix)`` of the first ``(mistake, what it computes, fix)`` whose value ``actual``
+        matches, or None: the usual body of a check's ``diagnose``."""
+        for mistake, wrong, fix in candidates:
+            if self.is_close(actual, wrong):
+                return mistake, fix
+        return None
+
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
@@ -294,6 +304,19 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         yield
+
+
+class Scale(torch.nn.Module):
+    """A test module that several checks use: a custom module (not a Linear) with parameters named like a
+    Linear's, ``weight`` and ``bias``, one per feature: ``x * weight + bias``."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(features))
+        self.bias = torch.nn.Parameter(torch.randn(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
 
 
 protect_module(protocol.__name__)

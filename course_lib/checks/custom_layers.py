@@ -221,10 +221,7 @@ def _centered_diagnosis(ex: Exercise, x: torch.Tensor):
                         "return `x - x.mean()` without dividing",
                     )
                 )
-        for mistake, wrong, fix in candidates:
-            if ex.is_close(actual, wrong):
-                return mistake, fix
-        return None
+        return ex.first_match(actual, candidates)
 
     return diagnose
 
@@ -476,10 +473,7 @@ def _linear_diagnosis(ex: Exercise, x: torch.Tensor, weight: torch.Tensor, bias:
                         "weight is (out_features, in_features): compute `x @ self.weight.T`",
                     )
                 )
-        for mistake, wrong, fix in candidates:
-            if ex.is_close(actual, wrong):
-                return mistake, fix
-        return None
+        return ex.first_match(actual, candidates)
 
     return diagnose
 
@@ -1101,9 +1095,9 @@ def _leaky_diagnosis(ex: Exercise, x: torch.Tensor, weight: torch.Tensor):
             ]
             if weight.numel() > 1 and x.dim() >= 3 and x.shape[-1] == weight.numel():
                 candidates.append((_LAST_DIM, torch.where(x >= 0, x, weight * x), _PER_CHANNEL_FIX))
-        for mistake, wrong, fix in candidates:
-            if ex.is_close(actual, wrong):
-                return mistake, fix
+        found = ex.first_match(actual, candidates)
+        if found is not None:
+            return found
         if weight.numel() > 1:
             return ("per-channel slopes not applied along dim 1", _PER_CHANNEL_FIX)
         return None
@@ -1874,10 +1868,7 @@ def _block_diagnosis(ex: Exercise, x: torch.Tensor, parts: dict[str, nn.Module],
                         "to F.batch_norm",
                     ),
                 )
-        for mistake, wrong, fix in candidates:
-            if ex.is_close(actual, wrong):
-                return mistake, fix
-        return None
+        return ex.first_match(actual, candidates)
 
     return diagnose
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.modules import module as _module_globals
 from torch.utils.hooks import RemovableHandle
 
-from course_lib.checks._core import Exercise, seeded, tolerances
+from course_lib.checks._core import Exercise, Scale, seeded, tolerances
 from course_lib.checks._integrity import ORIGINALS, protect_module
 from course_lib.protocol import CORE, EDGE
 
@@ -70,18 +70,6 @@ class _FirstHalf(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[..., : (x.shape[-1] + 1) // 2]
-
-
-class _Affine(nn.Module):
-    """A custom module with parameters: ``x * weight + bias`` per feature."""
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(features))
-        self.bias = nn.Parameter(torch.randn(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight + self.bias
 
 
 def _mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, last: type[nn.Linear] = nn.Linear):
@@ -1086,27 +1074,24 @@ def _clamp_diagnosis(ex: Exercise, original: torch.Tensor, clamped_input: torch.
     both_sides = "clamp on both sides: output.clamp(min_value, max_value)"
     candidates = [
         (
-            original,
             "the hook does not return the clamped output (a forward hook changes the output only through its "
             "return value)",
+            original,
             "`return output.clamp(min_value, max_value)` from the hook",
         ),
         (
-            clamped_input,
             "clamping the input (a forward-pre hook) instead of the output",
+            clamped_input,
             "use register_forward_hook, whose hook receives the output: `return output.clamp(...)`",
         ),
-        (original.clamp(min=low), "max_value ignored", both_sides),
-        (original.clamp(max=high), "min_value ignored", both_sides),
-        (torch.full_like(original, low), *swapped),
-        (torch.full_like(original, high), *swapped),
+        ("max_value ignored", original.clamp(min=low), both_sides),
+        ("min_value ignored", original.clamp(max=high), both_sides),
+        (swapped[0], torch.full_like(original, low), swapped[1]),
+        (swapped[0], torch.full_like(original, high), swapped[1]),
     ]
 
     def diagnose(actual: torch.Tensor):
-        for expected, mistake, fix in candidates:
-            if ex.is_close(actual, expected):
-                return mistake, fix
-        return None
+        return ex.first_match(actual, candidates)
 
     return diagnose
 
@@ -1287,7 +1272,7 @@ _ClampCase = tuple[Callable[[], nn.Module], tuple[int, ...], float, float, float
 _CLAMP_CASES: dict[str, list[_ClampCase]] = {
     CORE: [
         (lambda: nn.Linear(4, 3), (5, 4), 2.0, -0.3, 0.4, torch.float32),
-        (lambda: _Affine(4), (6, 4), 1.0, -0.5, 1.5, torch.float32),
+        (lambda: Scale(4), (6, 4), 1.0, -0.5, 1.5, torch.float32),
     ],
     EDGE: [
         (_FirstHalf, (3, 6), 2.0, -1.0, 0.5, torch.float32),  # returns a view of its input
@@ -1318,12 +1303,12 @@ def _hidden_clamp_cases(seed: int, part: str) -> list[_ClampCase]:
             cases.append((lambda f=f: nn.Linear(f, f + 1), (n, f), 3.0, low, low + uniform(0.2, 1.5), dtype))
         f = int(torch.randint(1, 6, (1,), generator=generator))
         low = uniform(-1.0, 0.0)
-        cases.append((lambda f=f: _Affine(f), (4, f), 2.0, low, low + uniform(0.2, 1.5), torch.float64))
+        cases.append((lambda f=f: Scale(f), (4, f), 2.0, low, low + uniform(0.2, 1.5), torch.float64))
         return cases
     n, f = (int(v) for v in torch.randint(2, 8, (2,), generator=generator))
     low = uniform(-1.0, 0.0)
     cases.append((_FirstHalf, (n, 2, f), 2.0, low, low + uniform(0.2, 1.0), torch.float64))
-    cases.append((lambda f=f: _Affine(f), (3, f), 2.0, 0, 2, torch.float64))  # integer bounds
+    cases.append((lambda f=f: Scale(f), (3, f), 2.0, 0, 2, torch.float64))  # integer bounds
     cases.append(
         (
             lambda f=f: nn.Sequential(nn.Linear(f, 6), nn.Tanh(), nn.Linear(6, 2)),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib.checks._core import Exercise, describe, seeded
+from course_lib.checks._core import Exercise, Scale, describe, seeded
 from course_lib.checks._integrity import ORIGINALS, protect_module
 from course_lib.protocol import CORE, EDGE
 
@@ -57,18 +57,6 @@ _ROUNDING = 1e-5
 
 class LinearSubclass(nn.Linear):
     """A subclass of nn.Linear: ``isinstance(m, nn.Linear)`` sees it, ``type(m) == nn.Linear`` does not."""
-
-
-class Scale(nn.Module):
-    """A custom module with parameters named like a Linear's (``weight``, ``bias``) that is not one."""
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(features))
-        self.bias = nn.Parameter(torch.randn(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight + self.bias
 
 
 def _values(tensor: torch.Tensor) -> torch.Tensor:
@@ -156,6 +144,24 @@ def _init_hints(exc: BaseException) -> tuple[str, str] | None:
             "check `if module.bias is not None:` before touching the bias",
         )
     return None
+
+
+def _check_weight_changed(
+    ex: Exercise, layer: nn.Linear, before: list[_Entry], label: str, fix: str
+) -> tuple[dict[str, torch.Tensor], dict[str, _Entry]]:
+    """After an init of a Linear's weight: the parameters kept (``_check_parameters_kept``) and the weight
+    changed. Returns the parameters now and the entries before, by name."""
+    now = _check_parameters_kept(ex, layer, before, label, fix)
+    entries = {entry.name: entry for entry in before}
+    if _equal(now["weight"].detach(), entries["weight"].copy):
+        subclass = _type(layer) is not nn.Linear
+        ex.fail(
+            "the weight was not changed",
+            case=label,
+            mistake=_SUBCLASS[0] if subclass else "the weight was not initialized",
+            fix=_SUBCLASS[1] if subclass else fix,
+        )
+    return now, entries
 
 
 def _check_parameters_kept(
@@ -348,17 +354,8 @@ def _normal_diagnosis(w: torch.Tensor) -> tuple[str, str] | None:
 
 def _check_normal_linear(ex: Exercise, layer: nn.Linear, before: list[_Entry], label: str) -> None:
     """After init_normal: same parameters, weight ~ N(0, 0.01^2), bias all zeros."""
-    now = _check_parameters_kept(ex, layer, before, label, _NORMAL_FIX)
-    entries = {entry.name: entry for entry in before}
+    now, entries = _check_weight_changed(ex, layer, before, label, _NORMAL_FIX)
     weight = now["weight"]
-    if _equal(weight.detach(), entries["weight"].copy):
-        subclass = _type(layer) is not nn.Linear
-        ex.fail(
-            "the weight was not changed",
-            case=label,
-            mistake=_SUBCLASS[0] if subclass else "the weight was not initialized",
-            fix=_SUBCLASS[1] if subclass else _NORMAL_FIX,
-        )
     problem = _normal_problem(_values(weight), 0.01)
     if problem:
         hint = _normal_diagnosis(_values(weight))
@@ -811,17 +808,8 @@ def _my_init_problem(w: torch.Tensor) -> tuple[str, tuple[str, str] | None] | No
 
 def _check_my_init_linear(ex: Exercise, layer: nn.Linear, before: list[_Entry], label: str) -> None:
     """After my_init: same parameters, weight as specified, bias exactly as before."""
-    now = _check_parameters_kept(ex, layer, before, label, _MY_INIT_FIX)
-    entries = {entry.name: entry for entry in before}
+    now, entries = _check_weight_changed(ex, layer, before, label, _MY_INIT_FIX)
     weight = now["weight"]
-    if _equal(weight.detach(), entries["weight"].copy):
-        subclass = _type(layer) is not nn.Linear
-        ex.fail(
-            "the weight was not changed",
-            case=label,
-            mistake=_SUBCLASS[0] if subclass else "the weight was not initialized",
-            fix=_SUBCLASS[1] if subclass else _MY_INIT_FIX,
-        )
     found = _my_init_problem(_values(weight))
     if found:
         problem, hint = found

@@ -163,9 +163,9 @@ def _forward_diagnosis(ex: Exercise, x, weight, bias):
                         )
                     )
                 candidates.append(("bias added twice", product + 2 * bias, "add the bias once"))
-        for mistake, wrong, fix in candidates:
-            if ex.is_close(actual, wrong):
-                return mistake, fix
+        found = ex.first_match(actual, candidates)
+        if found is not None:
+            return found
         if x.dim() != 2:
             return (
                 "only 2-D input handled correctly",
