@@ -130,6 +130,14 @@ def cmd_export(args: argparse.Namespace) -> None:
     if not records:
         raise SystemExit(f"no grading records for {args.assignment}: grade it first (make grade)")
     grades = lms.grades_from_records(records)
+    out = args.out or course.reports(args.assignment) / "canvas_import.csv"
+    written = {"--csv": args.csv, "--out": out if args.canvas else None}
+    for option, path in written.items():
+        if args.canvas and path is not None and path.resolve() == args.canvas.resolve():
+            raise SystemExit(
+                f"{option} {path} is the Canvas gradebook being read: writing there would replace your "
+                f"export; give {option} another path"
+            )
     if args.csv:
         released = nbtools.read(course.release(args.assignment))
         exercises = [
@@ -137,18 +145,19 @@ def cmd_export(args: argparse.Namespace) -> None:
             for cell in released.cells
             if cell.metadata.get("nbgrader", {}).get("solution")
         ]
-        lms.write_points_csv(args.csv, grades, exercises)
-        print(f"points per exercise for {len(grades)} students: {args.csv}")
-    if args.canvas:
         try:
-            rows, report = lms.fill_canvas(lms.read_canvas(args.canvas), args.assignment, grades, args.match)
+            lms.write_points_csv(args.csv, grades, exercises)
         except ValueError as error:
             raise SystemExit(str(error)) from None
-        out = args.out or course.reports(args.assignment) / "canvas_import.csv"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lms.write_rows(out, rows)
+        print(f"points per exercise for {len(grades)} students: {args.csv}")
+    if args.canvas:
         unmatched = out.with_name(out.stem + "_unmatched.csv")
-        lms.write_unmatched(unmatched, report)
+        try:
+            rows, report = lms.fill_canvas(lms.read_canvas(args.canvas), args.assignment, grades, args.match)
+            lms.write_rows(out, rows)
+            lms.write_unmatched(unmatched, report)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         column = lms.MATCH_COLUMNS[args.match]
         print(
             f"Canvas import: {out} (column {report.column!r}, {len(report.matched)} students matched by "

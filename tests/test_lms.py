@@ -75,8 +75,13 @@ def test_bad_gradebooks_are_refused_with_the_fix(tmp_path):
     other.write_text("student,score\nalovelace,3\n")
     with pytest.raises(ValueError, match="not a Canvas gradebook export.*Export Entire Gradebook"):
         lms.read_canvas(other)
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="cannot read the Canvas gradebook .*missing.csv: No such file"):
         lms.read_canvas(tmp_path / "missing.csv")
+    resaved = tmp_path / "resaved.csv"  # opened and saved again by a spreadsheet program in Windows-1252
+    text = EXPORT.read_text(encoding="utf-8-sig").replace("Lovelace", "Lövelace")
+    resaved.write_bytes(text.encode("cp1252"))
+    with pytest.raises(ValueError, match='resaved.csv is not UTF-8 text.*"CSV UTF-8"'):
+        lms.read_canvas(resaved)
     no_login = tmp_path / "no_login.csv"
     no_login.write_text("Student,ID,SIS User ID,Section\n    Points Possible,,,\n\"A, B\",1,S1,X\n")
     with pytest.raises(ValueError, match="no 'SIS Login ID' column.*--match"):
@@ -94,6 +99,19 @@ def test_ambiguous_ids_are_listed_not_guessed(tmp_path):
     )
     rows, report = lms.fill_canvas(lms.read_canvas(twice), "01_linear", {"same": lms.Grade("same", 1, 2)})
     assert report.ambiguous == ["same"] and all(row[-1] == "" for row in rows[2:])
+
+
+def test_files_go_into_new_folders_or_are_refused_with_the_reason(tmp_path):
+    """Is an output file's folder made when missing, and is a path that cannot be written refused, naming
+    it, the reason and the fix?"""
+    deep = tmp_path / "exports" / "spring" / "points.csv"
+    lms.write_points_csv(deep, GRADES, ["linear_forward"])
+    assert deep.read_text().startswith("student,score,max_score,linear_forward")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("mine")
+    with pytest.raises(ValueError, match=r"cannot write .*/points.csv: .*a_file is a file, not a folder"):
+        lms.write_points_csv(blocked / "points.csv", GRADES, ["linear_forward"])
+    assert blocked.read_text() == "mine"
 
 
 def test_points_csv_has_a_column_per_exercise(tmp_path):
@@ -147,5 +165,14 @@ def test_export_command_round_trip(tmp_path):
 
     refused = export("--canvas", str(points))
     assert refused.returncode == 1 and "not a Canvas gradebook export" in refused.stderr
+    # The Canvas export is never written over, whichever option names it.
+    mine = tmp_path / "gradebook.csv"
+    mine.write_bytes(EXPORT.read_bytes())
+    for option in ("--out", "--csv"):
+        kept = export("--canvas", str(mine), option, str(tmp_path / "." / "gradebook.csv"))
+        assert kept.returncode == 1 and f"{option} " in kept.stderr, kept.stderr
+        assert "is the Canvas gradebook being read" in kept.stderr, kept.stderr
+        assert f"give {option} another path" in kept.stderr, kept.stderr
+    assert mine.read_bytes() == EXPORT.read_bytes()
     nothing = export()
     assert nothing.returncode == 1 and "--canvas GRADEBOOK.csv" in nothing.stderr

@@ -76,8 +76,14 @@ def read_canvas(path: Path) -> CanvasGradebook:
     """Read a Canvas gradebook export, with a clear error when the file is not one."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the Canvas gradebook {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not UTF-8 text, as Canvas writes its exports ({exc.reason} at byte {exc.start}): "
+            "export the gradebook from Canvas again (Grades > Export > Export Entire Gradebook), or save it "
+            'from your spreadsheet program as "CSV UTF-8"'
+        ) from exc
+    except OSError as exc:
+        raise ValueError(f"cannot read the Canvas gradebook {path}: {exc.strerror or exc}") from exc
     rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     if not rows or rows[0][:1] != ["Student"] or "ID" not in rows[0]:
         first = rows[0][:4] if rows else "an empty file"
@@ -196,8 +202,19 @@ def write_unmatched(path: Path, report: CanvasExport) -> None:
 
 
 def write_rows(path: Path, rows: list[list[str]]) -> None:
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(rows)
+    """Write a CSV file, making its folder if need be; a file that cannot be written is a ``ValueError``
+    naming it and why."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    except FileExistsError as exc:  # a file stands where a folder of the path should be
+        raise ValueError(
+            f"cannot write {path}: {exc.filename} is a file, not a folder; choose another path"
+        ) from exc
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}; choose another path") from exc
 
 
 def write_points_csv(path: Path, grades: Mapping[str, Grade], exercises: list[str]) -> None:
