@@ -30,7 +30,7 @@ from autograder.engine.record import (
     Timings,
     load_records,
 )
-from autograder.engine.run import Interrupted, _sigterm_interrupts, is_done
+from autograder.engine.run import Interrupted, _interrupts_deferred, _sigterm_interrupts, is_done
 from autograder.engine.settings import Course, Options, Settings
 from autograder.engine.task import Outcome, Task
 from autograder.kernel.caps import CellRun, ExecutionReport, evidence_problem
@@ -500,6 +500,23 @@ def test_sigterm_stops_a_run_as_ctrl_c_does():
         signal.pause()  # not reached: the handler raises as soon as the signal arrives
     assert signal.getsignal(signal.SIGTERM) is previous
     assert issubclass(Interrupted, KeyboardInterrupt)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_merge_is_not_cut_short_by_an_interrupt(signum):
+    """Does Ctrl-C or SIGTERM during a merge let the merge finish, and stop the run right after it (so
+    that the count printed is the count of records written), with the handlers back as they were?"""
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    steps = []
+    with pytest.raises(KeyboardInterrupt), _sigterm_interrupts(), _interrupts_deferred():
+        steps.append("gradebook")
+        os.kill(os.getpid(), signum)
+        steps.append("record")
+    assert steps == ["gradebook", "record"]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous
+    with _interrupts_deferred():  # no signal: nothing raised
+        steps.append("next")
+    assert steps[-1] == "next"
 
 
 def test_sigterm_is_left_alone_off_the_main_thread():

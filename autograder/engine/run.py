@@ -162,6 +162,25 @@ def _sigterm_interrupts() -> Any:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> Any:
+    """Within, Ctrl-C and SIGTERM wait for the block to end: a submission is merged and counted whole, so
+    the count an interrupted run prints is the count of records it wrote."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if pending:
+        raise KeyboardInterrupt
+
+
 @dataclasses.dataclass
 class Result:
     """What a run did: the records it wrote, its seconds in all, and those the client spent merging."""
@@ -298,8 +317,9 @@ def _grade(
                 if isinstance(outcome, BaseException):
                     reason = f"grading worker failed: {outcome!r}"
                     outcome = Outcome(Record.failed(task.assignment, task.student, task.sha256, reason))
-                record = merger.merge(outcome)
-                records.append(record)
+                with _interrupts_deferred():
+                    record = merger.merge(outcome)
+                    records.append(record)
                 failed += record.status == "failed"
                 capped += record.capped is not None
                 bar.set_postfix(failed=failed, capped=capped, refresh=False)
