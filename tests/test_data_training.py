@@ -7,35 +7,19 @@ from torch import nn
 
 from course_lib import data, training
 from course_lib.plots import plot_history
+from tests.catalogue.training_loops import HELPERS
 
 matplotlib.use("Agg")
 
 
-def _train_one_epoch(model, loader, loss_fn, optimizer, device):
-    model.train()
-    total, count = 0.0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(y)
-        count += len(y)
-    return total / count
+def _epoch_functions():
+    """train_one_epoch and evaluate as a student writes them in 09 (the catalogue's, run here)."""
+    namespace: dict = {}
+    exec(HELPERS, namespace)
+    return namespace["train_one_epoch"], namespace["evaluate"]
 
 
-def _evaluate(model, loader, loss_fn, device):
-    model.eval()
-    total, correct, count = 0.0, 0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            total += loss_fn(logits, y).item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            count += len(y)
-    return {"loss": total / count, "accuracy": correct / count}
+_train_one_epoch, _evaluate = _epoch_functions()
 
 
 def test_digits_are_bundled_split_and_scaled():

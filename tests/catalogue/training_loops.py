@@ -157,8 +157,8 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, device, epochs,
 _CLIP = "if max_grad_norm is not None:\n    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)"
 
 # Epoch functions like the notebook's, for the fits below that call them (a catalogue entry is a whole
-# solution cell: it defines what it uses).
-_HELPERS = """
+# solution cell: it defines what it uses); tests/test_data_training.py gives them to course_lib's fit too.
+HELPERS = """
 import torch
 
 
@@ -516,7 +516,7 @@ MISTAKES = [
     Mistake(
         "fit",
         "validation before training",
-        _HELPERS
+        HELPERS
         + """
 
 def fit(model, train_loader, val_loader, loss_fn, optimizer, device, epochs,
@@ -539,7 +539,7 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, device, epochs,
     Mistake(
         "fit",
         "built on train_one_epoch, max_grad_norm ignored",
-        _HELPERS
+        HELPERS
         + """
 
 def fit(model, train_loader, val_loader, loss_fn, optimizer, device, epochs,
@@ -773,7 +773,7 @@ def predict_proba(model, x):
     Alternative(
         "fit",
         "built on train_one_epoch and evaluate, an inline loop when clipping, a deep-copied model",
-        _HELPERS
+        HELPERS
         + """
 import copy
 
